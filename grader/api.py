@@ -1,0 +1,246 @@
+"""The typed API behind the ``cvgrade`` command line.
+
+``grade`` runs an assignment's suite on a submission in a separate pytest
+process (so that nothing a test or a worker does can stop ``results.json`` from
+being written), checks the file against the Gradescope schema, and writes a
+valid fallback when the run could not produce one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grader import manifest as manifests
+from grader import paths
+from grader.manifest import Manifest
+
+
+@dataclass
+class GradeResult:
+    """The outcome of one grading run.
+
+    Attributes:
+        results (dict): the Gradescope results (as written to ``path``).
+        path (Path): where ``results.json`` was written.
+        returncode (int): the pytest process's exit status (informational).
+        log (str): the tail of pytest's own output, for staff.
+    """
+
+    results: dict
+    path: Path
+    returncode: int
+    log: str = ""
+
+    @property
+    def score(self) -> float:
+        return float(self.results.get("score", 0.0))
+
+    @property
+    def max_score(self) -> float:
+        return float(sum(t.get("max_score", 0.0) for t in self.results.get("tests", [])))
+
+    @property
+    def tests(self) -> list[dict]:
+        return list(self.results.get("tests", []))
+
+    @property
+    def failed(self) -> list[dict]:
+        return [t for t in self.tests if t.get("status") == "failed"]
+
+
+@dataclass
+class Progress:
+    """A progress event: one finished test, or the number collected."""
+
+    done: int
+    total: int | None
+    last: dict = field(default_factory=dict)
+
+
+def list_assignments() -> list[Manifest]:
+    """Every assignment the suites folder defines, by name."""
+    return list(manifests.discover().values())
+
+
+def _tail(text: str, lines: int = 60) -> str:
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def validate_results(data: Any) -> list[str]:
+    """Problems with a results dict against the Gradescope schema (empty when valid)."""
+    import jsonschema
+
+    schema = json.loads(paths.SCHEMA_PATH.read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    return [f"{'/'.join(str(p) for p in e.absolute_path) or '<root>'}: {e.message}"
+            for e in validator.iter_errors(data)]
+
+
+def fallback_results(message: str, partial: dict | None = None) -> dict:
+    """Valid results that say why grading failed, keeping any valid tests already recorded."""
+    tests = []
+    if partial and isinstance(partial.get("tests"), list):
+        tests = [t for t in partial["tests"] if isinstance(t, dict) and not validate_results(
+            {"tests": [t]})]
+    tests.append({"name": "Grading could not finish", "name_format": "text", "score": 0.0, "max_score": 0.0,
+                  "status": "failed", "output": message[-8000:], "output_format": "text",
+                  "visibility": "visible", "extra_data": {"outcome": "grader_error"}})
+    return {
+        "score": round(sum(float(t.get("score", 0.0)) for t in tests), 6),
+        "output": "The autograder ran into a problem; your score may be incomplete. Course staff can see "
+                  "the details.",
+        "output_format": "text",
+        "test_output_format": "text",
+        "test_name_format": "text",
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+        "extra_data": {"finished": False, "generator": "cvgrade"},
+        "tests": tests,
+        "leaderboard": [],
+    }
+
+
+def grade(assignment: str, submission: str | Path | None = None, out: str | Path = "results.json", *,
+          public_only: bool = False, sandbox: bool = True, workers: int | None = None,
+          extra_args: list[str] | None = None, on_progress: Callable[[Progress], None] | None = None,
+          timeout: float | None = None) -> GradeResult:
+    """Grade one submission of ``assignment`` and write Gradescope's results.json.
+
+    Args:
+        assignment: its name (see ``list_assignments``).
+        submission: a folder or zip; ``None`` or ``"reference"`` grades the
+            reference, ``"template"`` the student template.
+        out: where results.json goes (always written).
+        public_only: run the public tests only (``cvgrade check``).
+        sandbox: run student code in the sandboxed worker (grading always does).
+        workers: pytest-xdist processes (None: one process).
+        extra_args: more pytest arguments.
+        on_progress: called after each finished test.
+        timeout: seconds for the whole run; None uses 4x the suite's test timeout.
+
+    Raises:
+        ManifestError: for an unknown assignment.
+    """
+    manifest = manifests.get(assignment)
+    out = Path(out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    target = manifest.suite_dir / "public" if public_only else manifest.suite_dir
+    sub = "reference" if submission is None else str(submission)
+    if sub not in ("reference", "template"):
+        sub = str(Path(sub).resolve())
+    progress_file = Path(tempfile.mkstemp(prefix="cvgrade-progress-", suffix=".jsonl")[1])
+    args = [sys.executable, "-m", "pytest", str(target), "-p", "no:cacheprovider", "-o", "addopts=",
+            "-q", "--no-header", "-rN", f"--rootdir={paths.project_root()}",
+            f"--results-json={out}", f"--submission={sub}", f"--progress-file={progress_file}",
+            f"--timeout={int(manifest.grading.test_timeout)}", "-W", "ignore::DeprecationWarning"]
+    if not public_only:
+        args.append(f"--expected-points={manifest.points}")
+    if not sandbox:
+        args.append("--no-sandbox")
+    if workers and workers > 1:
+        args += ["-n", str(workers)]
+    args += list(extra_args or [])
+    env = dict(os.environ)
+    env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+    if out.exists():
+        out.unlink()
+    limit = timeout if timeout is not None else max(600.0, 4 * manifest.grading.test_timeout)
+    stop = threading.Event()
+    watcher = None
+    if on_progress is not None:
+        watcher = threading.Thread(target=_watch_progress, args=(progress_file, on_progress, stop), daemon=True)
+        watcher.start()
+    try:
+        proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=limit,
+                              cwd=str(paths.project_root()))
+        returncode, log = proc.returncode, proc.stdout + proc.stderr
+    except subprocess.TimeoutExpired as exc:
+        returncode = -9
+        log = f"grading ran past {limit:g} s and was stopped\n" + ((exc.stdout or b"").decode(errors="replace")
+                                                                   if isinstance(exc.stdout, bytes) else str(exc.stdout or ""))
+    finally:
+        stop.set()
+        if watcher is not None:
+            watcher.join(timeout=2)
+        if on_progress is not None:
+            _emit_progress(progress_file, on_progress)
+        progress_file.unlink(missing_ok=True)
+    results = _load_valid(out)
+    if results is None:
+        partial = None
+        try:
+            partial = json.loads(out.read_text())
+        except (OSError, ValueError):
+            pass
+        results = fallback_results("The grading run did not produce valid results.\n" + _tail(log), partial)
+        _write(out, results)
+    return GradeResult(results=results, path=out, returncode=returncode, log=_tail(log, 200))
+
+
+def check(assignment: str, submission: str | Path = ".", out: str | Path | None = None, *, sandbox: bool = True,
+          on_progress: Callable[[Progress], None] | None = None) -> GradeResult:
+    """Run the public tests of ``assignment`` on a student's own code (``cvgrade check``)."""
+    if out is None:
+        out = Path(tempfile.mkdtemp(prefix="cvgrade-check-")) / "results.json"
+    return grade(assignment, submission, out, public_only=True, sandbox=sandbox, on_progress=on_progress)
+
+
+def build_template(check: bool = False) -> Any:
+    """Regenerate ``student_template/`` (or report how it differs, with ``check``)."""
+    from grader import template
+
+    return template.build(check=check)
+
+
+def _load_valid(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if not validate_results(data) else None
+
+
+def _write(path: Path, data: dict) -> None:
+    from grader.plugin import write_json_atomic
+
+    write_json_atomic(path, data)
+
+
+def _emit_progress(progress_file: Path, on_progress: Callable[[Progress], None], seen: list[int] | None = None) -> int:
+    try:
+        lines = progress_file.read_text().splitlines()
+    except OSError:
+        return 0
+    total = None
+    done = 0
+    last: dict = {}
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if "collected" in event:
+            total = int(event["collected"])
+        else:
+            done += 1
+            last = event
+    if seen is None or done != seen[0]:
+        on_progress(Progress(done=done, total=total, last=last))
+        if seen is not None:
+            seen[0] = done
+    return done
+
+
+def _watch_progress(progress_file: Path, on_progress: Callable[[Progress], None], stop: threading.Event) -> None:
+    seen = [-1]
+    while not stop.wait(0.2):
+        _emit_progress(progress_file, on_progress, seen)

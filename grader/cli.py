@@ -1,0 +1,142 @@
+"""``cvgrade``: a thin command line over ``grader.api``.
+
+    cvgrade list                                   the assignments
+    cvgrade grade ASSIGNMENT [SUBMISSION] --out F  grade a submission (always exits 0 once grading ran)
+    cvgrade check ASSIGNMENT [SUBMISSION]          students: the public tests, with explanations
+    cvgrade build [--check]                        regenerate (or verify) student_template/
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from grader import api
+from grader.manifest import ManifestError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Grade PyTorch computer-vision assignments and write Gradescope's results.json.")
+console = Console()
+err = Console(stderr=True)
+
+
+def _progress_bar(title: str) -> tuple[Progress, object]:
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("{task.fields[last]}"), console=err, transient=True)
+    task = bar.add_task(title, total=None, last="")
+
+    def update(event: api.Progress) -> None:
+        last = event.last.get("name") or ""
+        outcome = event.last.get("outcome", "")
+        bar.update(task, completed=event.done, total=event.total, last=f"{outcome} {last}"[:60])
+
+    return bar, update
+
+
+def _score_table(result: api.GradeResult, title: str) -> Table:
+    table = Table(title=title, show_lines=False)
+    table.add_column("#", justify="right")
+    table.add_column("test")
+    table.add_column("score", justify="right")
+    table.add_column("status")
+    for test in result.tests:
+        style = "green" if test.get("status") == "passed" else "red"
+        table.add_row(test.get("number", ""), test.get("name", ""),
+                      f"{test.get('score', 0):g} / {test.get('max_score', 0):g}",
+                      f"[{style}]{test.get('status', '')}[/{style}]")
+    table.caption = f"total {result.score:g} / {result.max_score:g}"
+    return table
+
+
+@app.command("list")
+def list_command() -> None:
+    """List the assignments, their points and the files students write."""
+    table = Table(title="assignments")
+    for column in ("name", "title", "points", "student files"):
+        table.add_column(column)
+    for manifest in api.list_assignments():
+        table.add_row(manifest.name, manifest.title, f"{manifest.points:g}", ", ".join(manifest.student_files))
+    console.print(table)
+
+
+@app.command()
+def grade(
+    assignment: str = typer.Argument(..., help="assignment name (see 'cvgrade list')"),
+    submission: str | None = typer.Argument(None, help="folder or zip; 'reference' (default) or 'template'"),
+    out: Path = typer.Option(Path("results.json"), "--out", "-o", help="where to write results.json"),
+    workers: int = typer.Option(1, "--workers", "-n", help="parallel test processes (pytest-xdist)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no score table"),
+) -> None:
+    """Grade one submission; results.json is always written and the exit status is 0."""
+    bar, update = _progress_bar(f"grading {assignment}")
+    try:
+        with bar:
+            result = api.grade(assignment, submission, out, workers=workers, on_progress=update)
+    except ManifestError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        api._write(out.resolve(), api.fallback_results(f"Grader configuration error: {exc}"))
+        raise typer.Exit(2) from None
+    if not quiet:
+        console.print(_score_table(result, f"{assignment}: {submission or 'reference'}"))
+    console.print(f"results written to {result.path}")
+
+
+@app.command()
+def check(
+    assignment: str = typer.Argument(..., help="assignment name (see 'cvgrade list')"),
+    submission: Path = typer.Argument(Path("."), help="the folder with your files (default: here)"),
+    no_sandbox: bool = typer.Option(False, "--no-sandbox", help="run your code in this process, for a debugger"),
+) -> None:
+    """Run the public tests on your own code and explain each failure."""
+    bar, update = _progress_bar(f"checking {assignment}")
+    try:
+        with bar:
+            result = api.check(assignment, submission, sandbox=not no_sandbox, on_progress=update)
+    except ManifestError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    console.print(_score_table(result, f"{assignment}: public tests"))
+    for test in result.failed:
+        console.rule(f"[red]{test.get('name')}")
+        console.print(test.get("output") or "(no details)", markup=False, highlight=False)
+    summary = result.results.get("output", "")
+    if summary:
+        console.rule("summary")
+        console.print(summary, markup=False, highlight=False)
+    raise typer.Exit(0 if not result.failed else 1)
+
+
+@app.command()
+def build(check: bool = typer.Option(False, "--check", help="only report whether student_template/ is current")) -> None:
+    """Regenerate student_template/ from reference/ (or check that it is current)."""
+    from grader.template import MarkerError
+
+    try:
+        report = api.build_template(check=check)
+    except MarkerError as exc:
+        err.print(f"[red]marker error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    if check:
+        if report.clean:
+            console.print("student_template/ is current")
+            return
+        err.print(report.diff, markup=False, highlight=False)
+        for name in report.missing:
+            err.print(f"missing from student_template/: {name}")
+        for name in report.extra:
+            err.print(f"not generated from reference/ (remove it): student_template/{name}")
+        err.print("[red]student_template/ is stale: run 'cvgrade build'[/red]")
+        raise typer.Exit(1)
+    console.print(f"wrote {len(report.written)} file(s), removed {len(report.removed)}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,246 @@
+"""Per-assignment manifests: ``grader/suites/<assignment>/assignment.toml``.
+
+A manifest says which files a student writes, which files the course hands out
+(always taken from the course's copy, never from a submission), how many points
+the suite is worth, and the grading limits::
+
+    name = "fcos_detection"
+    title = "FCOS one-stage detection"
+    points = 60
+    student_files = ["detection_utils.py", "one_stage_detector.py"]
+    provided_files = ["train.py"]
+    reference_only = ["make_plots.py"]
+
+    [grading]
+    call_timeout = 60          # seconds per call into student code
+    memory_limit = "4GiB"      # for the process that runs student code
+    test_timeout = 300         # seconds per test
+    gpu = false
+    public_visibility = "visible"
+    hidden_visibility = "after_due_date"
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 images only
+    import tomli as tomllib
+
+from grader import paths
+
+MANIFEST_NAME = "assignment.toml"
+VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 2**10, "m": 1e6, "mb": 1e6, "mib": 2**20,
+               "g": 1e9, "gb": 1e9, "gib": 2**30, "t": 1e12, "tb": 1e12, "tib": 2**40}
+
+
+class ManifestError(ValueError):
+    """An ``assignment.toml`` that cannot be used; the message names the file and key."""
+
+
+def parse_size(value: str | int, *, where: str = "size") -> int:
+    """Bytes in a size such as ``"2GiB"``, ``"512 MB"`` or ``1073741824``.
+
+    Raises:
+        ManifestError: when the value is not a size; the message quotes it.
+    """
+    if isinstance(value, bool):
+        raise ManifestError(f"{where}: expected a size such as '2GiB', got {value!r}")
+    if isinstance(value, int):
+        if value <= 0:
+            raise ManifestError(f"{where}: a size must be positive, got {value!r}")
+        return value
+    match = _SIZE_RE.match(str(value))
+    if not match:
+        raise ManifestError(f"{where}: expected a size such as '2GiB' or '512MB', got {value!r}")
+    number, unit = match.groups()
+    factor = _SIZE_UNITS.get(unit.lower())
+    if factor is None:
+        raise ManifestError(f"{where}: unknown unit {unit!r} in {value!r}")
+    return int(float(number) * factor)
+
+
+@dataclass(frozen=True)
+class GradingSettings:
+    call_timeout: float = 60.0
+    memory_limit: int = 4 * 2**30
+    test_timeout: float = 300.0
+    gpu: bool = False
+    public_visibility: str = "visible"
+    hidden_visibility: str = "after_due_date"
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What one assignment consists of; see the module docstring for the file format."""
+
+    name: str
+    title: str
+    points: float
+    student_files: tuple[str, ...]
+    provided_files: tuple[str, ...] = ()
+    optional_files: tuple[str, ...] = ()
+    reference_only: tuple[str, ...] = ()
+    grading: GradingSettings = GradingSettings()
+    path: Path | None = None
+
+    @property
+    def suite_dir(self) -> Path:
+        return self.path.parent if self.path else paths.suites_root() / self.name
+
+    @property
+    def reference_dir(self) -> Path:
+        return paths.reference_root() / self.name
+
+    @property
+    def template_dir(self) -> Path:
+        return paths.template_root() / self.name
+
+    @property
+    def student_modules(self) -> tuple[str, ...]:
+        return tuple(_module_name(f) for f in self.student_files if f.endswith(".py"))
+
+    @property
+    def provided_modules(self) -> tuple[str, ...]:
+        return tuple(_module_name(f) for f in self.provided_files if f.endswith(".py"))
+
+
+def _module_name(relpath: str) -> str:
+    return relpath[: -len(".py")].replace("/", ".")
+
+
+def _str_list(data: dict, key: str, where: str) -> tuple[str, ...]:
+    value = data.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ManifestError(f"{where}: '{key}' must be a list of file names, got {value!r}")
+    for v in value:
+        if v.startswith("/") or ".." in Path(v).parts or "\\" in v:
+            raise ManifestError(f"{where}: '{key}' entries are relative paths inside the assignment, got {v!r}")
+    return tuple(value)
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Read and validate one ``assignment.toml``.
+
+    Raises:
+        ManifestError: on unknown keys, wrong types or bad values, naming the key.
+    """
+    path = Path(path)
+    where = str(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ManifestError(f"{where}: no such manifest") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ManifestError(f"{where}: not valid TOML: {exc}") from None
+
+    known = {"name", "title", "points", "student_files", "provided_files", "optional_files",
+             "reference_only", "grading"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ManifestError(f"{where}: unknown keys {unknown}; known keys are {sorted(known)}")
+    name = data.get("name")
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ManifestError(f"{where}: 'name' must be a snake_case identifier, got {name!r}")
+    if path.parent.name != name:
+        raise ManifestError(f"{where}: 'name' is {name!r} but the folder is {path.parent.name!r}")
+    points = data.get("points")
+    if isinstance(points, bool) or not isinstance(points, (int, float)) or points <= 0:
+        raise ManifestError(f"{where}: 'points' must be a positive number, got {points!r}")
+    student_files = _str_list(data, "student_files", where)
+    if not student_files:
+        raise ManifestError(f"{where}: 'student_files' must name at least one file")
+    provided = _str_list(data, "provided_files", where)
+    clash = sorted(set(student_files) & set(provided))
+    if clash:
+        raise ManifestError(f"{where}: {clash} are listed both as student and provided files")
+
+    grading_data = data.get("grading", {})
+    if not isinstance(grading_data, dict):
+        raise ManifestError(f"{where}: [grading] must be a table, got {grading_data!r}")
+    grading_known = {"call_timeout", "memory_limit", "test_timeout", "gpu", "public_visibility",
+                     "hidden_visibility"}
+    kwargs: dict = {}
+    extra = {k: v for k, v in grading_data.items() if k not in grading_known}
+    for key in ("call_timeout", "test_timeout"):
+        if key in grading_data:
+            value = grading_data[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ManifestError(f"{where}: grading.{key} must be a positive number of seconds, got {value!r}")
+            kwargs[key] = float(value)
+    if "memory_limit" in grading_data:
+        kwargs["memory_limit"] = parse_size(grading_data["memory_limit"], where=f"{where}: grading.memory_limit")
+    if "gpu" in grading_data:
+        if not isinstance(grading_data["gpu"], bool):
+            raise ManifestError(f"{where}: grading.gpu must be true or false, got {grading_data['gpu']!r}")
+        kwargs["gpu"] = grading_data["gpu"]
+    for key in ("public_visibility", "hidden_visibility"):
+        if key in grading_data:
+            if grading_data[key] not in VISIBILITIES:
+                raise ManifestError(
+                    f"{where}: grading.{key} must be one of {list(VISIBILITIES)}, got {grading_data[key]!r}")
+            kwargs[key] = grading_data[key]
+    return Manifest(
+        name=name,
+        title=str(data.get("title", name)),
+        points=float(points),
+        student_files=student_files,
+        provided_files=provided,
+        optional_files=_str_list(data, "optional_files", where),
+        reference_only=_str_list(data, "reference_only", where),
+        grading=GradingSettings(**kwargs, extra=extra),
+        path=path,
+    )
+
+
+def discover(suites_root: Path | None = None) -> dict[str, Manifest]:
+    """All assignments under the suites folder, by name, sorted."""
+    root = Path(suites_root) if suites_root else paths.suites_root()
+    found = {}
+    for manifest_path in sorted(root.glob(f"*/{MANIFEST_NAME}")):
+        manifest = load_manifest(manifest_path)
+        found[manifest.name] = manifest
+    return found
+
+
+def get(name: str) -> Manifest:
+    """The manifest of one assignment.
+
+    Raises:
+        ManifestError: for an unknown assignment, listing the known ones.
+    """
+    known = discover()
+    if name not in known:
+        raise ManifestError(f"unknown assignment {name!r}; known assignments: {', '.join(known) or 'none'}")
+    return known[name]
+
+
+@lru_cache(maxsize=256)
+def _manifest_in_dir(directory: Path) -> Manifest | None:
+    candidate = directory / MANIFEST_NAME
+    return load_manifest(candidate) if candidate.is_file() else None
+
+
+def for_path(path: Path | str) -> Manifest | None:
+    """The manifest of the suite that contains ``path`` (a test file or folder), if any."""
+    path = Path(path).resolve()
+    for directory in (path, *path.parents) if path.is_dir() else path.parents:
+        manifest = _manifest_in_dir(directory)
+        if manifest is not None:
+            return manifest
+    return None
+
+
+def names(manifests: Iterable[Manifest]) -> list[str]:
+    return [m.name for m in manifests]

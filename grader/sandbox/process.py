@@ -1,0 +1,442 @@
+"""Run student code in a locked-down worker process and talk to it over pipes.
+
+``ProcessConnection`` starts the worker lazily (``jail.py`` applies namespaces,
+hidden paths, privilege drop and limits, then ``exec``s ``worker.py`` from a
+private copy of ``grader/sandbox``), sends requests, enforces the per-call time
+limit, reads what the student's code prints, and replaces the worker when it
+dies, hangs, runs out of memory or breaks the protocol. Only the tests that
+needed the dead worker fail, each with a plain message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import select
+import shutil
+import signal
+import site
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grader.sandbox import protocol
+from grader.sandbox.client import Connection, StudentCodeError, StudentCrash
+
+SANDBOX_DIR = Path(__file__).resolve().parent
+RUNTIME_FILES = ("__init__.py", "protocol.py", "server.py", "loader.py", "worker.py")
+OUTPUT_KEEP = 16 * 1024
+MEMORY_MARKERS = ("MemoryError", "can't allocate memory", "DefaultCPUAllocator", "out of memory",
+                  "Cannot allocate memory")
+
+
+def _gib(nbytes: int) -> str:
+    return f"{nbytes / 2**30:g} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:g} MiB"
+
+
+@dataclass
+class SandboxSettings:
+    """Limits and isolation of the worker.
+
+    Attributes:
+        memory_limit: bytes of data the worker may allocate (RLIMIT_DATA).
+        startup_timeout: seconds to start Python and import torch.
+        max_processes: processes the worker may have (RLIMIT_NPROC).
+        max_file_size: largest file the worker may write.
+        workdir: the worker's writable current folder.
+        protected: folders the worker must not see (hidden in its mount namespace).
+        run_as: (uid, gid) to become when the grader is root; None keeps root (not advised).
+        namespaces: use Linux namespaces when the kernel allows them.
+        preload: modules the worker imports before it reports ready.
+    """
+
+    memory_limit: int = 4 * 2**30
+    startup_timeout: float = 120.0
+    max_processes: int = 256
+    max_file_size: int = 2 * 2**30
+    workdir: Path | None = None
+    protected: list[str] = field(default_factory=list)
+    run_as: tuple[int, int] | None = None
+    namespaces: bool = True
+    preload: tuple[str, ...] = ("torch",)
+
+    @classmethod
+    def from_manifest(cls, manifest: Any, workdir: Path, extra_protected: list[str] | None = None) -> SandboxSettings:
+        from grader import paths
+
+        protected = default_protected() + [str(paths.project_root()), str(manifest.reference_dir),
+                                           str(manifest.suite_dir)] + list(extra_protected or [])
+        return cls(memory_limit=manifest.grading.memory_limit, workdir=workdir, protected=protected,
+                   run_as=default_run_as())
+
+
+def default_run_as() -> tuple[int, int] | None:
+    """The unprivileged user a root grader runs student code as (``CVGRADE_WORKER_USER`` or nobody)."""
+    if os.geteuid() != 0:
+        return None
+    name = os.environ.get("CVGRADE_WORKER_USER", "nobody")
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        return (65534, 65534)
+    return (entry.pw_uid, entry.pw_gid)
+
+
+def default_protected() -> list[str]:
+    """Folders no worker should see: the grader's home, Gradescope's source and results folders."""
+    paths = [os.path.expanduser("~"), "/root", "/autograder/source", "/autograder/results"]
+    extra = os.environ.get("CVGRADE_PROTECTED_PATHS", "")
+    paths += [p for p in extra.split(os.pathsep) if p]
+    return [str(Path(p).resolve()) for p in paths if p and Path(p).exists()]
+
+
+def _python_paths() -> list[str]:
+    """What the worker's Python needs to start and import torch."""
+    found = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        value = sysconfig.get_paths().get(key)
+        if value:
+            found.add(value)
+    try:
+        found.update(site.getsitepackages())
+    except AttributeError:  # pragma: no cover - virtualenv's old site module
+        pass
+    executable = os.path.realpath(sys.executable)
+    found.add(os.path.dirname(executable))
+    return sorted(p for p in found if p and os.path.exists(p))
+
+
+def _make_runtime(base: Path) -> Path:
+    """A private copy of grader/sandbox that the worker imports (the real tree stays hidden)."""
+    runtime = base / "runtime"
+    package = runtime / "grader" / "sandbox"
+    package.mkdir(parents=True, exist_ok=True)
+    (runtime / "grader" / "__init__.py").write_text("")
+    for name in RUNTIME_FILES:
+        shutil.copyfile(SANDBOX_DIR / name, package / name)
+    shutil.copyfile(SANDBOX_DIR / "jail.py", runtime / "jail.py")
+    for root, _dirs, files in os.walk(runtime):
+        os.chmod(root, 0o755)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o644)
+    return runtime
+
+
+class ProcessConnection(Connection):
+    """A connection to student code running in a sandboxed worker process.
+
+    Args:
+        directory: the prepared submission folder.
+        modules: course module names importable from it.
+        settings: limits and isolation.
+    """
+
+    def __init__(self, directory: str, modules: list[str], settings: SandboxSettings):
+        super().__init__()
+        self.directory = str(Path(directory).resolve())
+        self.modules = list(modules)
+        self.settings = settings
+        self._base = Path(tempfile.mkdtemp(prefix="cvgrade-worker-"))
+        os.chmod(self._base, 0o755)
+        self._runtime = _make_runtime(self._base)
+        self.workdir = Path(settings.workdir) if settings.workdir else self._base / "work"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.workdir, 0o777)
+        self.proc: subprocess.Popen | None = None
+        self.defences: dict = {}
+        self.starts = 0
+        self._req_w = self._resp_r = self._out_r = -1
+        self._output = bytearray()
+        self._output_dropped = 0
+
+    # -- lifecycle ------------------------------------------------------------
+    def _config(self, request_fd: int, reply_fd: int) -> tuple[list[str], dict]:
+        worker_cfg = {"directory": self.directory, "modules": self.modules, "preload": list(self.settings.preload)}
+        bootstrap = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
+                     "from grader.sandbox.worker import main; main()")
+        argv = [sys.executable, "-I", "-c", bootstrap, str(self._runtime), str(request_fd), str(reply_fd),
+                json.dumps(worker_cfg)]
+        home = str(self.workdir)
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": home,
+            "TMPDIR": home,
+            "LANG": "C.UTF-8",
+            "PYTHONHASHSEED": "0",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONUNBUFFERED": "1",
+            "MPLBACKEND": "Agg",
+            "TORCH_HOME": home,
+            "WANDB_MODE": "offline",
+            "OMP_NUM_THREADS": os.environ.get("CVGRADE_WORKER_THREADS", os.environ.get("OMP_NUM_THREADS", "1")),
+        }
+        for key in ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "LD_LIBRARY_PATH"):
+            if key in os.environ:
+                env[key] = os.environ[key]
+        expose = [(p, False) for p in _python_paths()]
+        expose += [(str(self._runtime), False), (self.directory, False), (str(self.workdir), True)]
+        expose += [(p, w) for p, w in getattr(self, "extra_expose", [])]
+        jail_cfg = {
+            "argv": argv,
+            "env": env,
+            "workdir": str(self.workdir),
+            "protected": self.settings.protected,
+            "expose": expose,
+            "memory_limit": self.settings.memory_limit,
+            "max_processes": self.settings.max_processes,
+            "max_file_size": self.settings.max_file_size,
+            "run_as": list(self.settings.run_as) if self.settings.run_as else None,
+            "namespaces": self.settings.namespaces,
+        }
+        return [sys.executable, "-I", "-S", str(self._runtime / "jail.py")], jail_cfg
+
+    def expose(self, path: str | Path, writable: bool = True) -> None:
+        """Let the worker see a folder that would otherwise be hidden (takes effect at the next start)."""
+        extra = list(getattr(self, "extra_expose", []))
+        extra.append((str(Path(path).resolve()), writable))
+        self.extra_expose = extra
+
+    def _start(self) -> None:
+        req_r, req_w = os.pipe()
+        resp_r, resp_w = os.pipe()
+        out_r, out_w = os.pipe()
+        status_r, status_w = os.pipe()
+        launcher, jail_cfg = self._config(req_r, resp_w)
+        argv = launcher + [str(status_w), json.dumps(jail_cfg)]
+        try:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w,
+                                         pass_fds=(req_r, resp_w, status_w), start_new_session=True,
+                                         close_fds=True, env=jail_cfg["env"])
+        finally:
+            for fd in (req_r, resp_w, out_w, status_w):
+                os.close(fd)
+        self._req_w, self._resp_r, self._out_r = req_w, resp_r, out_r
+        for fd in (req_w, resp_r, out_r):
+            os.set_blocking(fd, False)
+        self.starts += 1
+        status = _read_all(status_r, deadline=time.monotonic() + 30)
+        os.close(status_r)
+        try:
+            self.defences = json.loads(status.decode() or "{}")
+        except ValueError:
+            self.defences = {"warnings": ["the launcher sent no status"]}
+        try:
+            frame, output = self._exchange(None, self.settings.startup_timeout, "starting your code")
+        except StudentCrash as exc:
+            raise StudentCrash(exc.reason, "The grader could not start the process that runs your code: "
+                               f"{exc.message}\n{self._take_output()}") from None
+        reply = protocol.unpack(frame, lambda h: h)
+        if not isinstance(reply, dict) or "ready" not in reply:
+            self._kill()
+            raise StudentCrash("protocol", "The process that runs your code did not start properly.")
+        self._output.clear()
+
+    def _alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def _kill(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                proc.kill()
+            except ProcessLookupError:
+                pass
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        for fd in (self._req_w, self._resp_r, self._out_r):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._req_w = self._resp_r = self._out_r = -1
+        if self.settings.run_as and os.geteuid() == 0 and "pid" not in self.defences.get("namespaces", []):
+            _kill_all_of(self.settings.run_as[0])
+        self.reset()
+
+    def close(self) -> None:
+        self._kill()
+        shutil.rmtree(self._base, ignore_errors=True)
+
+    # -- requests -------------------------------------------------------------
+    def _ensure_worker(self) -> None:
+        if not self._alive():
+            if self.proc is not None:
+                self._kill()
+            self._start()
+
+    def _roundtrip(self, frame: bytes, timeout: float | None, label: str) -> tuple[bytes, str]:
+        return self._exchange(frame, timeout, label)
+
+    def _on_protocol_violation(self) -> None:
+        self._kill()
+
+    def _exchange(self, frame: bytes | None, timeout: float | None, label: str) -> tuple[bytes, str]:
+        """Send a frame (None: just wait for one) and read the reply, draining output meanwhile."""
+        deadline = time.monotonic() + (timeout if timeout else 1e9)
+        outgoing = memoryview(b"" if frame is None else (len(frame).to_bytes(8, "little") + frame))
+        reply = bytearray()
+        needed: int | None = None
+        out_open = True
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._kill()
+                text = self._take_output()
+                raise _with_output(StudentCrash(
+                    "timeout", f"Your code ran past the time limit of {timeout:g} s in {label or 'a call'}; "
+                               "it was stopped.", label), text)
+            readers = [self._resp_r] + ([self._out_r] if out_open else [])
+            writers = [self._req_w] if outgoing else []
+            try:
+                readable, writable, _ = select.select(readers, writers, [], min(remaining, 1.0))
+            except InterruptedError:  # pragma: no cover - PEP 475 retries
+                continue
+            if self._req_w in writable:
+                try:
+                    sent = os.write(self._req_w, outgoing[: 1 << 20])
+                    outgoing = outgoing[sent:]
+                except BrokenPipeError:
+                    outgoing = memoryview(b"")
+            if out_open and self._out_r in readable:
+                out_open = self._drain_output()
+            if self._resp_r in readable:
+                try:
+                    chunk = os.read(self._resp_r, 1 << 20)
+                except BlockingIOError:
+                    chunk = None
+                if chunk == b"":
+                    raise self._death(label)
+                if chunk:
+                    reply += chunk
+                    if needed is None and len(reply) >= protocol.OUTER_PREFIX:
+                        try:
+                            needed = protocol.outer_length(bytes(reply[: protocol.OUTER_PREFIX]))
+                        except protocol.ProtocolError as exc:
+                            self._kill()
+                            raise StudentCrash("protocol", f"Your code's process broke the protocol: {exc}",
+                                               label) from None
+                    if needed is not None and len(reply) >= protocol.OUTER_PREFIX + needed:
+                        if len(reply) > protocol.OUTER_PREFIX + needed:
+                            self._kill()
+                            raise StudentCrash("protocol", "Your code's process wrote extra data to the grader's "
+                                                           "channel; it was restarted.", label)
+                        break
+            if self.proc is not None and self.proc.poll() is not None and not readable:
+                raise self._death(label)
+        while out_open and self._drain_output():
+            pass
+        return bytes(reply[protocol.OUTER_PREFIX:]), self._take_output()
+
+    def _drain_output(self) -> bool:
+        """Read what the worker printed; False once the pipe is closed or empty."""
+        try:
+            chunk = os.read(self._out_r, 1 << 16)
+        except BlockingIOError:
+            return False
+        if not chunk:
+            return False
+        room = 2 * OUTPUT_KEEP - len(self._output)
+        if room > 0:
+            self._output += chunk[:room]
+            chunk = chunk[room:]
+        if chunk:  # keep the head and a rolling tail
+            self._output_dropped += len(chunk)
+            tail = bytes(self._output[OUTPUT_KEEP:]) + chunk
+            self._output[OUTPUT_KEEP:] = tail[-OUTPUT_KEEP:]
+        return True
+
+    def _take_output(self) -> str:
+        data = bytes(self._output)
+        self._output.clear()
+        dropped, self._output_dropped = self._output_dropped, 0
+        text = data.decode("utf-8", errors="replace")
+        if dropped:
+            head = data[:OUTPUT_KEEP].decode("utf-8", errors="replace")
+            tail = data[OUTPUT_KEEP:].decode("utf-8", errors="replace")
+            text = f"{head}\n... [{dropped} more bytes of output not shown] ...\n{tail}"
+        return text
+
+    def _death(self, label: str) -> StudentCrash:
+        proc = self.proc
+        code = None
+        if proc is not None:
+            try:
+                code = proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                code = None
+        while self._out_r >= 0 and self._drain_output():
+            pass
+        text = self._take_output()
+        self._kill()
+        where = f" in {label}" if label else ""
+        if code is not None and code < 0:
+            sig = -code
+            name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+            if sig == signal.SIGKILL:
+                message = (f"Your code's process was killed{where} (it may have used more than "
+                           f"{_gib(self.settings.memory_limit)} of memory, or killed itself).")
+                reason = "memory"
+            elif sig == signal.SIGSEGV:
+                message, reason = f"Your code crashed with a segmentation fault{where}.", "signal"
+            else:
+                message, reason = f"Your code's process died from signal {name}{where}.", "signal"
+        else:
+            message = f"Your code's process exited{where} (exit status {code}); did it call sys.exit or os._exit?"
+            reason = "exit"
+        if any(m in text for m in MEMORY_MARKERS):
+            message = f"Your code used more than {_gib(self.settings.memory_limit)} of memory{where}; it was stopped."
+            reason = "memory"
+        return _with_output(StudentCrash(reason, message + " It was restarted for the next test.", label), text)
+
+    def _error(self, error: dict, label: str) -> StudentCodeError:
+        exc = Connection._error(error, label)
+        if exc.type_name == "MemoryError" or any(m in exc.message for m in MEMORY_MARKERS[1:]):
+            limit = _gib(self.settings.memory_limit)
+            exc = StudentCodeError(exc.type_name, f"your code used more than {limit} of memory (the limit)"
+                                   + (f": {exc.message}" if exc.message else ""), exc.traceback, label)
+        return exc
+
+
+def _with_output(exc: StudentCrash, text: str) -> StudentCrash:
+    if text.strip():
+        exc.args = (str(exc) + "\n--- your code printed ---\n" + text.rstrip(),)
+    return exc
+
+
+def _read_all(fd: int, deadline: float) -> bytes:
+    data = bytearray()
+    while time.monotonic() < deadline:
+        readable, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not readable:
+            break
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
+
+
+def _kill_all_of(uid: int) -> None:
+    """Without a PID namespace: kill every process of the worker's user (orphans included)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setresuid(uid, uid, uid)
+            os.kill(-1, signal.SIGKILL)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)

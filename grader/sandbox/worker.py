@@ -1,0 +1,65 @@
+"""Main loop of the worker process that runs student code.
+
+Started by ``grader.sandbox.process`` (through ``jail.py``) from a private copy of
+``grader/sandbox``; the rest of the grader, the reference and the tests are not
+reachable from here. Reads length-prefixed request frames on one descriptor and
+writes reply frames on another; the student's prints go to stdout/stderr, which
+the trusted side reads from a pipe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+
+def _read_exact(fd: int, size: int) -> bytes:
+    chunks = []
+    while size:
+        chunk = os.read(fd, min(size, 1 << 20))
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view[: 1 << 20])
+        view = view[written:]
+
+
+def main() -> None:
+    request_fd, reply_fd = int(sys.argv[1]), int(sys.argv[2])
+    config = json.loads(sys.argv[3])
+    os.set_inheritable(request_fd, False)
+    os.set_inheritable(reply_fd, False)
+    sys.path.insert(0, config["directory"])
+
+    from grader.sandbox import protocol
+    from grader.sandbox.server import WorkerServer
+
+    for name in config.get("preload", []):
+        __import__(name)
+    server = WorkerServer(config["directory"], config["modules"], isolated=False, capture_output=False)
+    protocol.write_frame(lambda b: _write_all(reply_fd, b), protocol.pack({"ready": os.getpid()}, server.register))
+    while True:
+        try:
+            size = protocol.outer_length(_read_exact(request_fd, protocol.OUTER_PREFIX))
+            frame = _read_exact(request_fd, size)
+        except (EOFError, protocol.ProtocolError):
+            os._exit(0)
+        reply = server.handle(frame)
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001 - the student may have replaced or closed it
+                pass
+        protocol.write_frame(lambda b: _write_all(reply_fd, b), reply)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Reference solutions, one folder per assignment (the single source of truth)."""

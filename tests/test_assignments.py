@@ -1,0 +1,41 @@
+"""Every assignment: the reference earns every point, the template earns none and never crashes the grader."""
+
+from __future__ import annotations
+
+import pytest
+from suite_runner import grade_in_process
+
+from grader import manifest as manifests
+
+ASSIGNMENTS = sorted(manifests.discover())
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_reference_scores_full(pytester: pytest.Pytester, assignment: str) -> None:
+    manifest = manifests.get(assignment)
+    run = grade_in_process(pytester, manifest, "reference")
+    assert run.score == pytest.approx(manifest.points), run.outputs()
+    assert run.max_score == pytest.approx(manifest.points)
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_template_scores_zero_without_crashing(pytester: pytest.Pytester, assignment: str) -> None:
+    manifest = manifests.get(assignment)
+    run = grade_in_process(pytester, manifest, "template")
+    assert run.score == 0, [t["name"] for t in run.results["tests"] if t["score"] > 0]
+    assert run.max_score == pytest.approx(manifest.points)
+    outcomes = {t["extra_data"].get("outcome") for t in run.results["tests"]}
+    assert outcomes <= {"failed", "error"}, outcomes
+    for test in run.results["tests"]:
+        assert "internal error" not in test.get("output", "").lower(), test
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_public_tests_need_no_reference(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+                                        assignment: str) -> None:
+    """Students run the public tests without the reference: they must pass on the reference's code alone."""
+    monkeypatch.setenv("CVGRADE_NO_REFERENCE", "1")
+    manifest = manifests.get(assignment)
+    run = grade_in_process(pytester, manifest, manifest.reference_dir, public_only=True)
+    assert run.results["tests"]
+    assert run.score == pytest.approx(run.max_score), run.outputs()

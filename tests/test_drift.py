@@ -1,0 +1,27 @@
+"""The committed tree agrees with itself: template current, manifests match the files."""
+
+from __future__ import annotations
+
+import pytest
+
+from grader import manifest as manifests
+from grader import template
+
+ASSIGNMENTS = sorted(manifests.discover())
+
+
+def test_committed_template_is_current() -> None:
+    report = template.build(check=True)
+    assert report.clean, "student_template/ is stale; run `cvgrade build`\n" + report.diff + \
+        "\nmissing: " + ", ".join(report.missing) + "\nextra: " + ", ".join(report.extra)
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_manifest_files_exist(assignment: str) -> None:
+    manifest = manifests.get(assignment)
+    for name in manifest.student_files:
+        assert (manifest.reference_dir / name).is_file(), f"reference/{assignment}/{name} is missing"
+        assert (manifest.template_dir / name).is_file(), f"student_template/{assignment}/{name} is missing"
+    for name in manifest.provided_files:
+        assert (manifest.template_dir / name).exists(), f"provided file student_template/{assignment}/{name} missing"
+    assert (manifest.suite_dir / "public").is_dir() and (manifest.suite_dir / "hidden").is_dir()
