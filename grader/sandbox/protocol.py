@@ -32,6 +32,7 @@ import io
 import json
 import math
 import struct
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -303,7 +304,9 @@ class Decoder:
         import torch
 
         try:
-            tensor = torch.load(io.BytesIO(self._blob(node)), weights_only=True, map_location="cpu")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # hostile frames trigger torch's pickle-protocol warnings
+                tensor = torch.load(io.BytesIO(self._blob(node)), weights_only=True, map_location="cpu")
         except Exception as exc:  # noqa: BLE001 - anything unreadable is a protocol error
             raise ProtocolError(f"unreadable tensor: {type(exc).__name__}: {exc}") from None
         if not isinstance(tensor, torch.Tensor):

@@ -1,0 +1,87 @@
+"""The command line end to end, with the real sandbox: reference full, template zero, buggy partial."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from grader import api
+from grader.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def buggy(tmp_path_factory):
+    from grader import manifest as manifests
+
+    folder = tmp_path_factory.mktemp("buggy")
+    source = (manifests.get("fcos_detection").reference_dir / "detection_utils.py").read_text()
+    (folder / "detection_utils.py").write_text(source.replace("> threshold", ">= threshold"))
+    return folder
+
+
+def test_list_shows_assignments():
+    result = runner.invoke(app, ["list"])
+    assert result.exit_code == 0 and "fcos_detection" in result.output
+
+
+@pytest.mark.parametrize("submission", ["reference", "template", "buggy"])
+def test_grade_writes_valid_results_and_exits_zero(tmp_path, submission, buggy):
+    from grader import manifest as manifests
+
+    points = manifests.get("fcos_detection").points
+    out = tmp_path / "results.json"
+    target = str(buggy) if submission == "buggy" else submission
+    result = runner.invoke(app, ["grade", "fcos_detection", target, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert not api.validate_results(data)
+    assert data["extra_data"]["max_score"] == pytest.approx(points)
+    if submission == "reference":
+        assert data["score"] == pytest.approx(points)
+    elif submission == "template":
+        assert data["score"] == 0 and all("Not implemented yet" in t["output"] or t["max_score"] == 0
+                                          for t in data["tests"])
+    else:
+        assert 0 < data["score"] < points
+    assert "total" in result.output
+
+
+def test_grade_of_a_missing_submission_still_writes_results(tmp_path):
+    out = tmp_path / "results.json"
+    result = runner.invoke(app, ["grade", "fcos_detection", str(tmp_path / "nowhere"), "--out", str(out)])
+    assert result.exit_code == 0
+    data = json.loads(out.read_text())
+    assert not api.validate_results(data) and data["score"] == 0
+    assert "no submission at" in data["output"] or any("no submission at" in t["output"] for t in data["tests"])
+
+
+def test_unknown_assignment_writes_results_and_fails_usage(tmp_path):
+    out = tmp_path / "results.json"
+    result = runner.invoke(app, ["grade", "no_such_assignment", "--out", str(out)])
+    assert result.exit_code == 2 and "unknown assignment" in result.output
+    assert not api.validate_results(json.loads(out.read_text()))
+
+
+def test_a_pytest_that_cannot_start_still_gives_valid_results(tmp_path):
+    out = tmp_path / "results.json"
+    result = api.grade("fcos_detection", "reference", out, extra_args=["--no-such-option"])
+    assert not api.validate_results(result.results)
+    assert result.results["tests"][-1]["name"] == "Grading could not finish"
+    assert "no-such-option" in result.results["tests"][-1]["output"]
+
+
+def test_check_explains_failures_and_sets_exit_status(tmp_path):
+    from grader import manifest as manifests
+
+    source = (manifests.get("fcos_detection").reference_dir / "detection_utils.py").read_text()
+    (tmp_path / "detection_utils.py").write_text(
+        source.replace("inter = width.clamp(min=0) * height.clamp(min=0)", "inter = width * height"))
+    result = runner.invoke(app, ["check", "fcos_detection", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "public tests" in result.output and "Hint:" in result.output
+    result = runner.invoke(app, ["check", "fcos_detection", "reference"])
+    assert result.exit_code == 0
