@@ -138,6 +138,7 @@ class ResultsCollector:
         self.notes: list[str] = []
         self.finished = False
         self.exitstatus: int | None = None
+        self.sandbox: dict = {}
         self.default_visibility = _typed_option(config, "default_visibility", str, VISIBILITIES) or "visible"
         self.stdout_visibility = _typed_option(config, "stdout_visibility", str, ("hidden", "visible")) or "hidden"
         self.expected_points = _typed_option(config, "expected_points", float)
@@ -168,6 +169,8 @@ class ResultsCollector:
         for name, summary in self.assignments.items():
             if state is not None:
                 summary["submission"] = state.submission_report(name)
+        if state is not None:
+            self.sandbox = state.sandbox_report()
         self.write(force=True)
 
     # records -----------------------------------------------------------------
@@ -363,7 +366,7 @@ class ResultsCollector:
             "visibility": self.default_visibility,
             "stdout_visibility": self.stdout_visibility,
             "extra_data": {"max_score": max_score, "counts": counts, "finished": self.finished,
-                           "pytest_exitstatus": self.exitstatus, "generator": "cvgrade"},
+                           "pytest_exitstatus": self.exitstatus, "generator": "cvgrade", "sandbox": self.sandbox},
             "tests": tests,
             "leaderboard": list(self.leaderboard),
         }
@@ -676,6 +679,14 @@ class SessionState:
             os.chmod(self._scratch, 0o711)
         return self._scratch
 
+    def exchange_dir(self) -> Path:
+        """Where ``sandbox_tmp_path`` folders live: readable and writable by the worker."""
+        base = self.scratch() / "exchange"
+        if not base.exists():
+            base.mkdir()
+            os.chmod(base, 0o711)
+        return base
+
     def submission_source(self, manifest: Any) -> Path:
         value = get_option(self.config, "submission")
         if value in (None, "reference"):
@@ -724,8 +735,14 @@ class SessionState:
             if sandbox_enabled(self.config):
                 from grader.sandbox.process import ProcessConnection, SandboxSettings
 
-                settings = SandboxSettings.from_manifest(manifest, workdir=self.scratch() / f"work-{manifest.name}")
+                protected = []
+                results = get_option(self.config, "results_json")
+                if results:
+                    protected.append(str(Path(results).resolve().parent))
+                settings = SandboxSettings.from_manifest(manifest, workdir=self.scratch() / f"work-{manifest.name}",
+                                                         extra_protected=protected)
                 conn = ProcessConnection(str(prepared.directory), modules, settings)
+                conn.expose(self.exchange_dir(), writable=True)
             else:
                 from grader.sandbox.client import LoopbackConnection
 
@@ -743,6 +760,16 @@ class SessionState:
             modules = load_modules(manifest.reference_dir, names, isolated=True)
             ref = self._references[manifest.name] = ReferenceCode(modules, manifest)
         return ref
+
+    def sandbox_report(self) -> dict:
+        """Per assignment: how student code ran (the defences the launcher applied, its warnings)."""
+        report = {}
+        for name, conn in self._connections.items():
+            defences = getattr(conn, "defences", None)
+            report[name] = ({"mode": "sandbox", "defences": defences.get("defences", []),
+                             "warnings": defences.get("warnings", []), "starts": getattr(conn, "starts", 0)}
+                            if defences is not None else {"mode": "in-process (--no-sandbox)"})
+        return report
 
     def close(self) -> None:
         for conn in self._connections.values():
@@ -820,9 +847,7 @@ def reference(request: pytest.FixtureRequest) -> Any:
 def sandbox_tmp_path(request: pytest.FixtureRequest) -> Path:
     """A fresh folder that both the test and the student's code can read and write."""
     state: SessionState = request.config.stash[STATE]
-    base = state.scratch() / "exchange"
-    base.mkdir(exist_ok=True)
-    os.chmod(base, 0o711)
+    base = state.exchange_dir()
     name = "".join(c if c.isalnum() else "_" for c in request.node.name)[:60]
     path = base / f"{name}-{zlib.crc32(request.node.nodeid.encode()):08x}"
     suffix = 0
@@ -854,6 +879,19 @@ def set_leaderboard_value(request: pytest.FixtureRequest) -> Any:
         scores["leaderboard_value"] = value
 
     return _set
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Tell staff (run_autograder's stdout) how student code was isolated, and any weakness."""
+    state = config.stash.get(STATE, None)
+    if state is None:
+        return
+    for name, info in state.sandbox_report().items():
+        if info.get("mode") != "sandbox":
+            terminalreporter.write_line(f"cvgrade: {name}: student code ran in-process (--no-sandbox)")
+            continue
+        for warning in info.get("warnings", []):
+            terminalreporter.write_line(f"cvgrade: {name}: sandbox warning: {warning}")
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

@@ -65,6 +65,7 @@ class SandboxSettings:
     run_as: tuple[int, int] | None = None
     namespaces: bool = True
     preload: tuple[str, ...] = ("torch",)
+    max_reply_bytes: int = 256 * 2**20
 
     @classmethod
     def from_manifest(cls, manifest: Any, workdir: Path, extra_protected: list[str] | None = None) -> SandboxSettings:
@@ -90,7 +91,10 @@ def default_run_as() -> tuple[int, int] | None:
 
 def default_protected() -> list[str]:
     """Folders no worker should see: the grader's home, Gradescope's source and results folders."""
-    paths = [os.path.expanduser("~"), "/root", "/autograder/source", "/autograder/results"]
+    import getpass
+
+    paths = [os.path.expanduser("~"), "/root", "/autograder/source", "/autograder/results",
+             os.path.join(tempfile.gettempdir(), f"pytest-of-{getpass.getuser()}")]
     extra = os.environ.get("CVGRADE_PROTECTED_PATHS", "")
     paths += [p for p in extra.split(os.pathsep) if p]
     return [str(Path(p).resolve()) for p in paths if p and Path(p).exists()]
@@ -110,6 +114,26 @@ def _python_paths() -> list[str]:
     executable = os.path.realpath(sys.executable)
     found.add(os.path.dirname(executable))
     return sorted(p for p in found if p and os.path.exists(p))
+
+
+def _library_paths() -> list[str]:
+    """This interpreter's import path without the project itself: where the worker finds torch & co.
+
+    The worker runs ``python -I`` (no PYTHONPATH, no user site), so paths that came
+    from PYTHONPATH or a .pth file are handed over explicitly.
+    """
+    from grader import paths
+
+    project = str(paths.project_root())
+    found = []
+    for entry in sys.path:
+        if not entry or not os.path.isabs(entry) or not os.path.exists(entry):
+            continue
+        if entry == project or (entry.startswith(project + os.sep) and "site-packages" not in entry):
+            continue
+        if entry not in found:
+            found.append(entry)
+    return found
 
 
 def _make_runtime(base: Path) -> Path:
@@ -157,7 +181,8 @@ class ProcessConnection(Connection):
 
     # -- lifecycle ------------------------------------------------------------
     def _config(self, request_fd: int, reply_fd: int) -> tuple[list[str], dict]:
-        worker_cfg = {"directory": self.directory, "modules": self.modules, "preload": list(self.settings.preload)}
+        worker_cfg = {"directory": self.directory, "modules": self.modules, "preload": list(self.settings.preload),
+                      "sys_path": _library_paths()}
         bootstrap = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
                      "from grader.sandbox.worker import main; main()")
         argv = [sys.executable, "-I", "-c", bootstrap, str(self._runtime), str(request_fd), str(reply_fd),
@@ -179,7 +204,7 @@ class ProcessConnection(Connection):
         for key in ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "LD_LIBRARY_PATH"):
             if key in os.environ:
                 env[key] = os.environ[key]
-        expose = [(p, False) for p in _python_paths()]
+        expose = [(p, False) for p in _python_paths() + worker_cfg["sys_path"]]
         expose += [(str(self._runtime), False), (self.directory, False), (str(self.workdir), True)]
         expose += [(p, w) for p, w in getattr(self, "extra_expose", [])]
         jail_cfg = {
@@ -328,6 +353,12 @@ class ProcessConnection(Connection):
                             self._kill()
                             raise StudentCrash("protocol", f"Your code's process broke the protocol: {exc}",
                                                label) from None
+                        if needed > self.settings.max_reply_bytes:
+                            self._kill()
+                            raise StudentCrash(
+                                "size", f"Your code returned {needed / 2**20:.0f} MiB of data in {label or 'a call'}, "
+                                        f"more than the limit of {self.settings.max_reply_bytes / 2**20:.0f} MiB; "
+                                        "it was stopped.", label)
                     if needed is not None and len(reply) >= protocol.OUTER_PREFIX + needed:
                         if len(reply) > protocol.OUTER_PREFIX + needed:
                             self._kill()

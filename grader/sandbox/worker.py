@@ -37,6 +37,9 @@ def main() -> None:
     config = json.loads(sys.argv[3])
     os.set_inheritable(request_fd, False)
     os.set_inheritable(reply_fd, False)
+    for entry in config.get("sys_path", []):
+        if entry not in sys.path:
+            sys.path.append(entry)
     sys.path.insert(0, config["directory"])
 
     from grader.sandbox import protocol

@@ -1,0 +1,187 @@
+"""One tiny submission per attack on the grader.
+
+Every submission has an honest ``good.py`` and a ``bad.py`` whose ``victim``
+function (or whose import) attacks. The suite (see conftest.py) gives 1 point
+each to: ``good.double`` before, ``bad.victim`` (must return 2x), ``good.double``
+after, and a hidden test. An honest failing submission scores 3 of 4; every
+attack must score exactly that, leave results.json valid, and not achieve its
+side effect. ``{placeholders}`` are filled in per run (paths, ports, markers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+GOOD = "def double(x):\n    return x * 2\n"
+
+
+@dataclass(frozen=True)
+class Attack:
+    name: str
+    bad: str
+    side_effects: tuple[str, ...] = field(default=())  # which side-effect checks apply
+    why: str = ""
+
+
+ATTACKS = [
+    Attack("honest_failure", "def victim(x):\n    return x * 3\n", why="the baseline: a wrong answer"),
+    Attack("syntax_error", "def victim(x)\n    return x * 2\n"),
+    Attack("import_exception", "raise RuntimeError('at import')\ndef victim(x):\n    return x * 2\n"),
+    Attack("sys_exit_at_import", "import sys\nsys.exit(0)\n"),
+    Attack("os_exit_at_import", "import os\nos._exit(0)\n"),
+    Attack("sys_exit_in_call", "import sys\ndef victim(x):\n    sys.exit(0)\n"),
+    Attack("os_exit_in_call", "import os\ndef victim(x):\n    os._exit(0)\n"),
+    Attack("infinite_loop", "def victim(x):\n    while True:\n        pass\n"),
+    Attack("fork_bomb", """
+import os, time
+def victim(x):
+    children = 0
+    for _ in range(100000):
+        try:
+            if os.fork() == 0:
+                time.sleep(600)
+                os._exit(0)
+            children += 1
+        except OSError:
+            break
+    return x * 3
+""", side_effects=("no_leftover_processes",)),
+    Attack("memory_bomb", """
+def victim(x):
+    hog = []
+    while True:
+        hog.append(bytearray(256 * 2**20))
+"""),
+    Attack("print_100mb", """
+import sys
+def victim(x):
+    for _ in range(100):
+        sys.stdout.write("x" * 2**20)
+    return x * 3
+""", side_effects=("small_results",)),
+    Attack("write_results", """
+import os
+def victim(x):
+    for path in ({results!r}, "/autograder/results/results.json"):
+        try:
+            with open(path, "w") as fh:
+                fh.write('{{"score": 1000, "tests": []}}')
+        except OSError:
+            pass
+    for name in ("pwned.txt",):
+        try:
+            open(os.path.join({results_dir!r}, name), "w").write("pwned")
+        except OSError:
+            pass
+    return x * 3
+""", side_effects=("results_untouched",)),
+    Attack("delete_results", """
+import os, shutil
+def victim(x):
+    for path in ({results!r}, os.path.join({results_dir!r}, "keep.txt"), "/autograder/results/results.json"):
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+    shutil.rmtree({results_dir!r}, ignore_errors=True)
+    return x * 3
+""", side_effects=("results_untouched",)),
+    Attack("read_reference_and_hidden_tests", """
+import glob
+def victim(x):
+    stolen = []
+    for pattern in ({reference_glob!r}, {hidden_glob!r}, "/autograder/source/**/*.py"):
+        for path in glob.glob(pattern, recursive=True):
+            try:
+                stolen.append(open(path).read())
+            except OSError:
+                pass
+    print("STOLEN:", stolen)
+    raise ValueError("STOLEN: " + repr(stolen))
+""", side_effects=("no_secrets",)),
+    Attack("patch_torch_allclose_at_import", """
+import torch, torch.testing
+torch.allclose = lambda *a, **k: True
+torch.equal = lambda *a, **k: True
+torch.testing.assert_close = lambda *a, **k: None
+torch.isclose = lambda a, b, *r, **k: torch.ones_like(a, dtype=torch.bool)
+def victim(x):
+    return x * 3
+"""),
+    Attack("patch_import_and_pytest", """
+import builtins
+_real = builtins.__import__
+def _evil(name, *args, **kwargs):
+    module = _real(name, *args, **kwargs)
+    if name.startswith("_pytest") or name == "pytest":
+        try:
+            module.fail = lambda *a, **k: None
+        except Exception:
+            pass
+    return module
+builtins.__import__ = _evil
+try:
+    import _pytest.outcomes, _pytest.runner, pytest
+    _pytest.outcomes.fail = lambda *a, **k: None
+    pytest.fail = lambda *a, **k: None
+except Exception:
+    pass
+def victim(x):
+    return x * 3
+"""),
+    Attack("tensor_subclass", """
+import torch
+class Liar(torch.Tensor):
+    def __eq__(self, other):
+        return True
+    def allclose(self, *a, **k):
+        return True
+def victim(x):
+    return (x * 3).as_subclass(Liar)
+"""),
+    Attack("lying_object", """
+class Liar:
+    def __eq__(self, other):
+        return True
+    def __len__(self):
+        return 2
+    def __getattr__(self, name):
+        return self
+    def __call__(self, *a, **k):
+        return self
+def victim(x):
+    return Liar()
+"""),
+    Attack("nan", "def victim(x):\n    return x * float('nan')\n"),
+    Attack("wrong_dtype", "import torch\ndef victim(x):\n    return (x * 2).to(torch.float64)\n"),
+    Attack("wrong_device", "import torch\ndef victim(x):\n    return torch.empty(2, device='meta')\n"),
+    Attack("huge_tensor", "import torch\ndef victim(x):\n    return torch.ones(300 * 2**20 // 4)\n"),
+    Attack("open_socket", """
+import socket
+def victim(x):
+    for host in ("127.0.0.1", "1.1.1.1"):
+        try:
+            with socket.create_connection((host, {port}), timeout=2) as conn:
+                conn.sendall(b"PWNED")
+        except OSError:
+            pass
+    return x * 3
+""", side_effects=("no_connection",)),
+    Attack("subprocess_outlives_call", """
+import subprocess
+def victim(x):
+    subprocess.Popen(["/bin/sh", "-c", "sleep 4; echo pwned > {sentinel}"], start_new_session=True,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return x * 3
+""", side_effects=("no_sentinel",)),
+    Attack("kill_parent", """
+import os, signal
+def victim(x):
+    for target in (os.getppid(), -1):
+        try:
+            os.kill(target, signal.SIGKILL)
+        except OSError:
+            pass
+    return x * 3
+"""),
+]
