@@ -825,6 +825,9 @@ def student(request: pytest.FixtureRequest) -> Iterator[Any]:
     try:
         yield StudentCode(conn, manifest)
     finally:
+        note = conn.end_test()
+        if note:
+            printed.append("\n" + note + "\n")
         conn.on_output = None
         conn.tripped = None
 

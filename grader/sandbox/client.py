@@ -127,6 +127,10 @@ class Connection:
     def _ensure_worker(self) -> None:
         """Start (or restart) the worker before a request is encoded; subclasses override."""
 
+    def end_test(self) -> str:
+        """Clean up after one test (stop stray processes); returns a note for the student, or ''."""
+        return ""
+
     def tensor_device(self, device: str) -> str:
         """Where a tensor that lived on ``device`` in the worker lands here."""
         if device.startswith("cuda"):

@@ -48,6 +48,7 @@ MS_REC = 16384
 MS_PRIVATE = 1 << 18
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_CHILD_SUBREAPER = 36
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
@@ -228,6 +229,10 @@ def main() -> None:
         status["defences"].append(f"runs as the grader's own uid {uid} (no user namespace)")
     else:
         status["warnings"].append("runs as root: no unprivileged user configured")
+    if not applied & CLONE_NEWPID:
+        # Without a PID namespace, orphans of the worker's children come back to it (not to init),
+        # so the grader can still find and stop them.
+        _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     _limits(cfg, status)
     _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     os.chdir(cfg["workdir"])

@@ -296,6 +296,61 @@ class ProcessConnection(Connection):
         shutil.rmtree(self._base, ignore_errors=True)
 
     # -- requests -------------------------------------------------------------
+    def end_test(self) -> str:
+        """Stop every process the student's code left running; returns a note for the student, or ''.
+
+        Called after each test. Processes started during a test (a DataLoader's
+        workers, say) may live until the test ends, never longer: the worker's
+        descendants (in its PID namespace, or reparented to it as a subreaper)
+        are killed by the trusted side.
+        """
+        if not self._alive():
+            return ""
+        killed = 0
+        for _ in range(20):  # a fork bomb may keep forking while we kill
+            strays = self._strays()
+            if not strays:
+                break
+            for pid in strays:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    killed += 1
+                except (ProcessLookupError, PermissionError):
+                    pass
+            time.sleep(0.01)
+        if not killed:
+            return ""
+        return f"Your code left {killed} process(es) running after the test; they were stopped."
+
+    def _strays(self) -> list[int]:
+        """Descendants of the launcher other than the worker itself."""
+        if self.proc is None:
+            return []
+        children: dict[int, list[int]] = {}
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                    stat = fh.read()
+            except OSError:
+                continue
+            try:
+                ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
+            except (ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+        launcher = self.proc.pid
+        namespaced = "pid" in self.defences.get("namespaces", [])
+        worker = children.get(launcher, [None])[0] if namespaced else launcher
+        found, stack = [], list(children.get(launcher, []))
+        while stack:
+            pid = stack.pop()
+            if pid != worker:
+                found.append(pid)
+            stack.extend(children.get(pid, []))
+        return found
+
     def _ensure_worker(self) -> None:
         if not self._alive():
             if self.proc is not None:

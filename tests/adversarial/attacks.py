@@ -39,8 +39,10 @@ def victim(x):
     for _ in range(100000):
         try:
             if os.fork() == 0:
-                time.sleep(600)
-                os._exit(0)
+                try:
+                    os.execv("/bin/sh", ["/bin/sh", "-c", "sleep 600", {sentinel!r}])
+                finally:
+                    os._exit(0)
             children += 1
         except OSError:
             break
