@@ -112,7 +112,7 @@ def fallback_results(message: str, partial: dict | None = None) -> dict:
 def grade(assignment: str, submission: str | Path | None = None, out: str | Path = "results.json", *,
           public_only: bool = False, sandbox: bool = True, workers: int | None = None,
           extra_args: list[str] | None = None, on_progress: Callable[[Progress], None] | None = None,
-          timeout: float | None = None) -> GradeResult:
+          timeout: float | None = None, metadata: str | Path | None = None) -> GradeResult:
     """Grade one submission of ``assignment`` and write Gradescope's results.json.
 
     Args:
@@ -126,6 +126,8 @@ def grade(assignment: str, submission: str | Path | None = None, out: str | Path
         extra_args: more pytest arguments.
         on_progress: called after each finished test.
         timeout: seconds for the whole run; None uses 4x the suite's test timeout.
+        metadata: Gradescope's ``submission_metadata.json``; when given, the
+            manifest's late penalty and submission limit are applied.
 
     Raises:
         ManifestError: for an unknown assignment.
@@ -183,7 +185,23 @@ def grade(assignment: str, submission: str | Path | None = None, out: str | Path
             pass
         results = fallback_results("The grading run did not produce valid results.\n" + _tail(log), partial)
         _write(out, results)
+    if metadata is not None:
+        results = _with_policies(results, manifest, Path(metadata))
+        _write(out, results)
     return GradeResult(results=results, path=out, returncode=returncode, log=_tail(log, 200))
+
+
+def _with_policies(results: dict, manifest: Manifest, metadata_path: Path) -> dict:
+    from grader.policies import apply_policies
+
+    try:
+        metadata = json.loads(metadata_path.read_text())
+    except (OSError, ValueError) as exc:
+        results = dict(results)
+        results["output"] = f"(submission metadata unreadable, no course policies applied: {exc})\n" + \
+            str(results.get("output", ""))
+        return results
+    return apply_policies(results, manifest.gradescope, metadata if isinstance(metadata, dict) else None)
 
 
 def check(assignment: str, submission: str | Path = ".", out: str | Path | None = None, *, sandbox: bool = True,

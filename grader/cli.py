@@ -4,6 +4,7 @@
     cvgrade grade ASSIGNMENT [SUBMISSION] --out F  grade a submission (always exits 0 once grading ran)
     cvgrade check ASSIGNMENT [SUBMISSION]          students: the public tests, with explanations
     cvgrade build [--check]                        regenerate (or verify) student_template/
+    cvgrade package ASSIGNMENT -o dist/ [--check]  the zip for Gradescope
 """
 
 from __future__ import annotations
@@ -69,13 +70,16 @@ def grade(
     submission: str | None = typer.Argument(None, help="folder or zip; 'reference' (default) or 'template'"),
     out: Path = typer.Option(Path("results.json"), "--out", "-o", help="where to write results.json"),
     workers: int = typer.Option(1, "--workers", "-n", help="parallel test processes (pytest-xdist)"),
+    metadata: Path | None = typer.Option(None, "--metadata",
+                                            help="Gradescope's submission_metadata.json: apply late penalty "
+                                                 "and submission limit from the manifest"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no score table"),
 ) -> None:
     """Grade one submission; results.json is always written and the exit status is 0."""
     bar, update = _progress_bar(f"grading {assignment}")
     try:
         with bar:
-            result = api.grade(assignment, submission, out, workers=workers, on_progress=update)
+            result = api.grade(assignment, submission, out, workers=workers, on_progress=update, metadata=metadata)
     except ManifestError as exc:
         err.print(f"[red]error:[/red] {exc}")
         api._write(out.resolve(), api.fallback_results(f"Grader configuration error: {exc}"))
@@ -108,6 +112,31 @@ def check(
         console.rule("summary")
         console.print(summary, markup=False, highlight=False)
     raise typer.Exit(0 if not result.failed else 1)
+
+
+@app.command()
+def package(
+    assignment: str = typer.Argument(..., help="assignment name (see 'cvgrade list')"),
+    out: Path = typer.Option(Path("dist"), "--out", "-o", help="folder for <assignment>.zip"),
+    check: bool = typer.Option(False, "--check", help="also list every file that went in"),
+) -> None:
+    """Build the zip to upload to Gradescope (setup.sh and run_autograder at its root)."""
+    from grader import manifest as manifests
+    from grader.package import build_package
+
+    try:
+        manifest = manifests.get(assignment)
+        report = build_package(manifest, out)
+    except (ManifestError, FileNotFoundError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    if check:
+        console.print(report.listing(), markup=False, highlight=False)
+    settings = manifest.gradescope
+    console.print(f"wrote {report.path} ({len(report.files)} files, {report.total_bytes / 1024:.0f} KiB)")
+    console.print(f"Gradescope settings: autograder timeout {settings.autograder_timeout} s, "
+                  f"{settings.container_cpus:g} CPU, {settings.container_memory} memory"
+                  f"{', a GPU' if manifest.grading.gpu else ''}")
 
 
 @app.command()

@@ -18,6 +18,14 @@ the suite is worth, and the grading limits::
     gpu = false
     public_visibility = "visible"
     hidden_visibility = "after_due_date"
+
+    [gradescope]               # what the Gradescope assignment needs (see GradescopeSettings)
+    late_penalty_per_day = 0.1
+    max_late_days = 5
+    daily_submission_limit = 0
+    autograder_timeout = 600
+    container_memory = "768MB"
+    container_cpus = 0.5
 """
 
 from __future__ import annotations
@@ -82,6 +90,28 @@ class GradingSettings:
 
 
 @dataclass(frozen=True)
+class GradescopeSettings:
+    """What the Gradescope assignment needs (``[gradescope]`` in the manifest).
+
+    Attributes:
+        late_penalty_per_day: fraction of the score lost per started day late (0.1 = 10 %).
+        max_late_days: later than this many days, the score is 0 (None: no cut-off).
+        daily_submission_limit: graded submissions per 24 hours (0: unlimited); over the
+            limit the previous result is kept and the student is told why.
+        autograder_timeout: seconds to set as Gradescope's autograder timeout.
+        container_memory: the container memory to choose in Gradescope's settings.
+        container_cpus: the container CPUs to choose.
+    """
+
+    late_penalty_per_day: float = 0.0
+    max_late_days: int | None = None
+    daily_submission_limit: int = 0
+    autograder_timeout: int = 600
+    container_memory: str = "768MB"
+    container_cpus: float = 0.5
+
+
+@dataclass(frozen=True)
 class Manifest:
     """What one assignment consists of; see the module docstring for the file format."""
 
@@ -93,6 +123,7 @@ class Manifest:
     optional_files: tuple[str, ...] = ()
     reference_only: tuple[str, ...] = ()
     grading: GradingSettings = GradingSettings()
+    gradescope: GradescopeSettings = GradescopeSettings()
     path: Path | None = None
 
     @property
@@ -146,7 +177,7 @@ def load_manifest(path: Path) -> Manifest:
         raise ManifestError(f"{where}: not valid TOML: {exc}") from None
 
     known = {"name", "title", "points", "student_files", "provided_files", "optional_files",
-             "reference_only", "grading"}
+             "reference_only", "grading", "gradescope"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ManifestError(f"{where}: unknown keys {unknown}; known keys are {sorted(known)}")
@@ -191,7 +222,9 @@ def load_manifest(path: Path) -> Manifest:
                 raise ManifestError(
                     f"{where}: grading.{key} must be one of {list(VISIBILITIES)}, got {grading_data[key]!r}")
             kwargs[key] = grading_data[key]
+    gradescope = _gradescope_settings(data.get("gradescope", {}), where)
     return Manifest(
+        gradescope=gradescope,
         name=name,
         title=str(data.get("title", name)),
         points=float(points),
@@ -202,6 +235,36 @@ def load_manifest(path: Path) -> Manifest:
         grading=GradingSettings(**kwargs, extra=extra),
         path=path,
     )
+
+
+def _gradescope_settings(data: object, where: str) -> GradescopeSettings:
+    if not isinstance(data, dict):
+        raise ManifestError(f"{where}: [gradescope] must be a table, got {data!r}")
+    known = {"late_penalty_per_day", "max_late_days", "daily_submission_limit", "autograder_timeout",
+             "container_memory", "container_cpus"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ManifestError(f"{where}: unknown keys {unknown} in [gradescope]; known keys are {sorted(known)}")
+    kwargs: dict = {}
+    penalty = data.get("late_penalty_per_day", 0.0)
+    if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or not 0 <= penalty <= 1:
+        raise ManifestError(f"{where}: gradescope.late_penalty_per_day must be between 0 and 1, got {penalty!r}")
+    kwargs["late_penalty_per_day"] = float(penalty)
+    for key in ("max_late_days", "daily_submission_limit", "autograder_timeout"):
+        if key in data:
+            value = data[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ManifestError(f"{where}: gradescope.{key} must be a non-negative integer, got {value!r}")
+            kwargs[key] = value
+    if "container_memory" in data:
+        parse_size(data["container_memory"], where=f"{where}: gradescope.container_memory")
+        kwargs["container_memory"] = str(data["container_memory"])
+    if "container_cpus" in data:
+        cpus = data["container_cpus"]
+        if isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or cpus <= 0:
+            raise ManifestError(f"{where}: gradescope.container_cpus must be positive, got {cpus!r}")
+        kwargs["container_cpus"] = float(cpus)
+    return GradescopeSettings(**kwargs)
 
 
 def discover(suites_root: Path | None = None) -> dict[str, Manifest]:
