@@ -5,6 +5,7 @@
     cvgrade check ASSIGNMENT [SUBMISSION]          students: the public tests, with explanations
     cvgrade build [--check]                        regenerate (or verify) student_template/
     cvgrade package ASSIGNMENT -o dist/ [--check]  the zip for Gradescope
+    cvgrade batch ASSIGNMENT EXPORT --out grades.csv  regrade a Gradescope export (resumable)
 """
 
 from __future__ import annotations
@@ -112,6 +113,48 @@ def check(
         console.rule("summary")
         console.print(summary, markup=False, highlight=False)
     raise typer.Exit(0 if not result.failed else 1)
+
+
+@app.command()
+def batch(
+    assignment: str = typer.Argument(..., help="assignment name (see 'cvgrade list')"),
+    export: Path = typer.Argument(..., help="Gradescope 'Export Submissions' folder or zip"),
+    out: Path = typer.Option(Path("grades.csv"), "--out", "-o", help="CSV of scores per test"),
+    workers: int = typer.Option(2, "--workers", "-n", help="submissions graded at once"),
+    dask: str | None = typer.Option(None, "--dask", help="Dask scheduler address, or 'local' for a LocalCluster"),
+    timeout: float | None = typer.Option(None, "--timeout", help="seconds per submission"),
+) -> None:
+    """Regrade every submission of an export (resumable); CSV, summary and score histogram."""
+    from grader.batch import run_batch
+
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("{task.fields[last]}"), console=err)
+    task = bar.add_task(f"regrading {assignment}", total=None, last="")
+
+    def update(done: int, total: int, last: str) -> None:
+        bar.update(task, completed=done, total=total, last=last)
+
+    try:
+        with bar:
+            result = run_batch(assignment, export, out, workers=workers, dask=dask, timeout=timeout,
+                               on_progress=update)
+    except (ManifestError, FileNotFoundError, RuntimeError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    import json as _json
+
+    summary = _json.loads(result.summary_path.read_text())
+    console.print(f"{summary['submissions']} submissions ({result.graded} graded, {result.reused} reused) in "
+                  f"{result.seconds:.0f} s; mean {summary['mean_score']:.2f} / {summary['max_score']:g}; "
+                  f"{summary['incomplete']} incomplete")
+    if summary["most_failed"]:
+        table = Table(title="tests most often failed")
+        table.add_column("test")
+        table.add_column("failed", justify="right")
+        for row in summary["most_failed"]:
+            table.add_row(row["test"], str(row["failed"]))
+        console.print(table)
+    console.print(f"CSV: {result.csv_path}\nper submission: {result.out_dir}\nhistogram: {result.histogram_path}")
 
 
 @app.command()

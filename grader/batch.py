@@ -1,0 +1,317 @@
+"""``cvgrade batch``: regrade a whole Gradescope export, in parallel, resumably.
+
+A Gradescope "Export Submissions" download is a folder (or zip) with one folder
+per submission and ``submission_metadata.yml``::
+
+    assignment_1234_export/
+        submission_metadata.yml      submission_987:  {":submitters": [{":name": ..., ":sid": ..., ":email": ...}],
+        submission_987/                                ":created_at": ..., ":score": ...}
+            detection_utils.py
+        submission_988/ ...
+
+Each submission is graded by ``grader.api.grade`` (its own pytest process and
+sandbox); a submission that crashes or hangs gets a fallback result and never
+stops the batch. Results go to ``<out>/<submission>/results.json`` together with a
+fingerprint of the files graded, so an interrupted batch resumes where it stopped
+(and regrades a submission whose files changed). Finally a CSV of scores per
+test, ``summary.json`` and a histogram of scores (PNG) are written.
+
+Parallelism: ``workers`` local processes (threads that each drive a grading
+subprocess), or a Dask cluster (``dask.distributed``, optional) when a scheduler
+address or ``"local"`` is given.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grader.submission import safe_extract
+
+FINGERPRINT = "fingerprint.txt"
+
+
+@dataclass
+class BatchItem:
+    """One submission of the export."""
+
+    submission_id: str
+    folder: Path
+    submitters: list[dict] = field(default_factory=list)
+    created_at: str = ""
+
+
+@dataclass
+class BatchResult:
+    """What a batch produced."""
+
+    out_dir: Path
+    csv_path: Path
+    summary_path: Path
+    histogram_path: Path | None
+    graded: int
+    reused: int
+    seconds: float
+    scores: dict[str, float]
+
+
+def _clean_key(key: object) -> str:
+    return str(key).lstrip(":")
+
+
+def _clean(value: object) -> object:
+    if isinstance(value, dict):
+        return {_clean_key(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def read_export(export: Path) -> list[BatchItem]:
+    """The submissions of an export folder, with their submitters from ``submission_metadata.yml``.
+
+    Raises:
+        FileNotFoundError: when the folder has no submission folders.
+    """
+    import yaml
+
+    metadata: dict = {}
+    meta_path = export / "submission_metadata.yml"
+    if meta_path.is_file():
+        with open(meta_path, encoding="utf-8") as fh:
+            metadata = _clean(yaml.load(fh, Loader=yaml.BaseLoader) or {})
+    items = []
+    for folder in sorted(p for p in export.iterdir() if p.is_dir() and not p.name.startswith((".", "__MACOSX"))):
+        info = metadata.get(folder.name, {}) if isinstance(metadata, dict) else {}
+        items.append(BatchItem(submission_id=folder.name, folder=folder,
+                               submitters=list(info.get("submitters") or []) if isinstance(info, dict) else [],
+                               created_at=str(info.get("created_at", "")) if isinstance(info, dict) else ""))
+    if not items:
+        raise FileNotFoundError(f"{export}: no submission folders found (expected submission_<id>/ folders)")
+    return items
+
+
+def fingerprint(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _grade_one(assignment: str, folder: str, out: str, timeout: float | None) -> dict:
+    """Grade one submission into ``out`` (a results.json path); importable for Dask workers."""
+    from grader import api
+
+    result = api.grade(assignment, folder, out, timeout=timeout)
+    return result.results
+
+
+def _valid_done(item: BatchItem, out_dir: Path) -> dict | None:
+    from grader.api import validate_results
+
+    folder = out_dir / item.submission_id
+    try:
+        if (folder / FINGERPRINT).read_text().strip() != fingerprint(item.folder):
+            return None
+        data = json.loads((folder / "results.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return data if not validate_results(data) else None
+
+
+def run_batch(assignment: str, export: Path | str, out_csv: Path | str, *, out_dir: Path | str | None = None,
+              workers: int = 1, dask: str | None = None, timeout: float | None = None,
+              on_progress: Callable[[int, int, str], None] | None = None) -> BatchResult:
+    """Grade every submission of an export and write the CSV, summary and histogram.
+
+    Args:
+        assignment: the assignment's name.
+        export: the export folder or zip.
+        out_csv: the CSV of scores to write; per-submission results go next to it
+            (``<csv stem>_results/``) unless ``out_dir`` says otherwise.
+        workers: submissions graded at once on this machine.
+        dask: a Dask scheduler address, or ``"local"`` for a LocalCluster of
+            ``workers`` processes; None grades with local threads.
+        timeout: seconds per submission (None: the grader's default).
+        on_progress: called with (done, total, submission id) after each submission.
+    """
+    from grader import manifest as manifests
+
+    manifests.get(assignment)  # fail early on an unknown assignment
+    started = time.monotonic()
+    export = Path(export)
+    out_csv = Path(out_csv)
+    out_dir = Path(out_dir) if out_dir else out_csv.with_name(out_csv.stem + "_results")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scratch = None
+    if export.is_file():
+        scratch = Path(tempfile.mkdtemp(prefix="cvgrade-export-"))
+        safe_extract(export, scratch)
+        roots = [p for p in scratch.iterdir() if p.is_dir()]
+        export = roots[0] if len(roots) == 1 and not (scratch / "submission_metadata.yml").exists() \
+            and (roots[0] / "submission_metadata.yml").exists() else scratch
+    try:
+        items = read_export(export)
+        results: dict[str, dict] = {}
+        todo = []
+        for item in items:
+            done = _valid_done(item, out_dir)
+            if done is not None:
+                results[item.submission_id] = done
+            else:
+                todo.append(item)
+        reused = len(results)
+        total = len(items)
+        if on_progress is not None:
+            on_progress(len(results), total, "")
+
+        def finish(item: BatchItem, data: dict) -> None:
+            results[item.submission_id] = data
+            (out_dir / item.submission_id / FINGERPRINT).write_text(fingerprint(item.folder) + "\n")
+            if on_progress is not None:
+                on_progress(len(results), total, item.submission_id)
+
+        def target(item: BatchItem) -> tuple[str, str, str]:
+            (out_dir / item.submission_id).mkdir(parents=True, exist_ok=True)
+            return str(item.folder.resolve()), str((out_dir / item.submission_id / "results.json").resolve()), \
+                item.submission_id
+
+        if dask is not None and todo:
+            _run_dask(assignment, todo, target, finish, dask, workers, timeout)
+        elif todo:
+            with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+                futures = {}
+                for item in todo:
+                    folder, out, _ = target(item)
+                    futures[pool.submit(_grade_one, assignment, folder, out, timeout)] = item
+                for future in as_completed(futures):
+                    item = futures[future]
+                    finish(item, _result_or_error(future, item))
+        csv_path, summary_path, histogram = write_reports(items, results, out_csv, out_dir)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return BatchResult(out_dir=out_dir, csv_path=csv_path, summary_path=summary_path, histogram_path=histogram,
+                       graded=len(todo), reused=reused, seconds=time.monotonic() - started,
+                       scores={k: float(v.get("score", 0.0)) for k, v in results.items()})
+
+
+def _result_or_error(future: object, item: BatchItem) -> dict:
+    from grader.api import fallback_results
+
+    try:
+        return future.result()  # type: ignore[attr-defined]
+    except Exception as exc:  # noqa: BLE001 - one broken submission never stops the batch
+        return fallback_results(f"grading {item.submission_id} failed: {type(exc).__name__}: {exc}")
+
+
+def _run_dask(assignment: str, todo: list[BatchItem], target: Callable, finish: Callable, address: str,
+              workers: int, timeout: float | None) -> None:
+    try:
+        from dask.distributed import Client, LocalCluster
+        from dask.distributed import as_completed as dask_completed
+    except ImportError:
+        raise RuntimeError("dask is not installed: pip install 'dask[distributed]' (or run without --dask)") from None
+    cluster = None
+    if address == "local":
+        cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    else:
+        client = Client(address)
+    try:
+        futures = {}
+        for item in todo:
+            folder, out, key = target(item)
+            futures[client.submit(_grade_one, assignment, folder, out, timeout, key=f"grade-{key}", pure=False)] = item
+        for future in dask_completed(list(futures)):
+            item = futures[future]
+            finish(item, _result_or_error(future, item))
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _test_columns(results: dict[str, dict]) -> list[str]:
+    columns: dict[str, tuple] = {}
+    for data in results.values():
+        for test in data.get("tests", []):
+            label = f"{test.get('number', '')} {test.get('name', '')}".strip()
+            columns.setdefault(label, (0 if test.get("number") else 1, test.get("number", ""), label))
+    return [label for label, _ in sorted(columns.items(), key=lambda kv: kv[1])]
+
+
+def write_reports(items: list[BatchItem], results: dict[str, dict], out_csv: Path,
+                  out_dir: Path) -> tuple[Path, Path, Path | None]:
+    """The CSV of scores per test, summary.json, and a histogram of total scores."""
+    columns = _test_columns(results)
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    failures: Counter = Counter()
+    scores = []
+    max_scores = []
+    with open(out_csv, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["submission", "names", "emails", "sids", "created_at", "score", "max_score", "status",
+                         *columns])
+        for item in items:
+            data = results.get(item.submission_id, {})
+            per_test = {f"{t.get('number', '')} {t.get('name', '')}".strip(): t for t in data.get("tests", [])}
+            for label, test in per_test.items():
+                if test.get("status") == "failed" and test.get("max_score", 0) > 0:
+                    failures[label] += 1
+            score = float(data.get("score", 0.0))
+            max_score = float(data.get("extra_data", {}).get("max_score",
+                                                             sum(t.get("max_score", 0.0) for t in data.get("tests", []))))
+            scores.append(score)
+            max_scores.append(max_score)
+            finished = data.get("extra_data", {}).get("finished", False)
+            writer.writerow([
+                item.submission_id,
+                "; ".join(str(s.get("name", "")) for s in item.submitters),
+                "; ".join(str(s.get("email", "")) for s in item.submitters),
+                "; ".join(str(s.get("sid", "")) for s in item.submitters),
+                item.created_at, f"{score:g}", f"{max_score:g}", "graded" if finished else "incomplete",
+                *[f"{per_test[c]['score']:g}" if c in per_test else "" for c in columns],
+            ])
+    summary = {
+        "submissions": len(items),
+        "mean_score": sum(scores) / len(scores) if scores else 0.0,
+        "max_score": max(max_scores) if max_scores else 0.0,
+        "incomplete": sum(1 for i in items if not results.get(i.submission_id, {}).get("extra_data", {})
+                          .get("finished", False)),
+        "most_failed": [{"test": label, "failed": count} for label, count in failures.most_common(10)],
+    }
+    summary_path = out_dir / "summary.json"
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+    histogram = _histogram(scores, summary["max_score"], out_dir / "score_histogram.png")
+    return out_csv, summary_path, histogram
+
+
+def _histogram(scores: list[float], max_score: float, path: Path) -> Path | None:
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:  # pragma: no cover
+        return None
+    figure, axis = plt.subplots(figsize=(6, 3.5), dpi=100)
+    bins = min(20, max(5, len(set(scores))))
+    axis.hist(scores, bins=bins, range=(0, max(max_score, max(scores, default=0.0)) or 1.0), color="#3b7dd8",
+              edgecolor="white")
+    axis.set_xlabel("score")
+    axis.set_ylabel("submissions")
+    axis.set_title(f"{len(scores)} submissions, mean {sum(scores) / max(1, len(scores)):.1f} / {max_score:g}")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path

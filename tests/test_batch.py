@@ -1,0 +1,97 @@
+"""``cvgrade batch``: a mixed export (correct, buggy, crashing, hanging) regraded in parallel, resumably."""
+
+from __future__ import annotations
+
+import csv
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from grader import manifest as manifests
+from grader.batch import read_export, run_batch
+from grader.cli import app
+
+ASSIGNMENT = "fcos_detection"
+
+
+def make_export(root: Path, kinds: list[str]) -> Path:
+    source = (manifests.get(ASSIGNMENT).reference_dir / "detection_utils.py").read_text()
+    variants = {
+        "correct": source,
+        "buggy": source.replace("> threshold", ">= threshold"),
+        "crash": "import os\nos._exit(1)\n",
+        "hang": source.replace("    return _greedy_nms(boxes, scores, iou_threshold)\n",
+                               "    while True:\n        pass\n"),
+    }
+    root.mkdir(parents=True)
+    meta = []
+    for index, kind in enumerate(kinds):
+        folder = root / f"submission_{100 + index}"
+        (folder / "hw1").mkdir(parents=True)
+        (folder / "hw1" / "detection_utils.py").write_text(variants[kind])
+        meta.append(f"submission_{100 + index}:\n  :submitters:\n  - :name: Student {index}\n    :sid: '{index}'\n"
+                    f"    :email: s{index}@u.edu\n  :created_at: 2024-02-20 10:00:00.000000000 -05:00\n")
+    (root / "submission_metadata.yml").write_text("".join(meta))
+    return root
+
+
+def test_read_export_parses_gradescope_metadata(tmp_path):
+    export = make_export(tmp_path / "export", ["correct", "buggy"])
+    items = read_export(export)
+    assert [i.submission_id for i in items] == ["submission_100", "submission_101"]
+    assert items[1].submitters == [{"name": "Student 1", "sid": "1", "email": "s1@u.edu"}]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="no submission folders"):
+        read_export(empty)
+
+
+def test_mixed_batch_is_graded_correctly_and_resumes(tmp_path):
+    points = manifests.get(ASSIGNMENT).points
+    export = make_export(tmp_path / "export", ["correct", "buggy", "crash", "hang"])
+    seen = []
+    result = run_batch(ASSIGNMENT, export, tmp_path / "grades.csv", workers=2, timeout=90,
+                       on_progress=lambda done, total, last: seen.append((done, total)))
+    assert result.graded == 4 and result.reused == 0 and seen[-1] == (4, 4)
+    scores = result.scores
+    assert scores["submission_100"] == pytest.approx(points)
+    assert 0 < scores["submission_101"] < points
+    assert scores["submission_102"] == 0
+    assert scores["submission_103"] < points
+    rows = list(csv.DictReader(open(tmp_path / "grades.csv")))
+    assert [r["submission"] for r in rows] == ["submission_100", "submission_101", "submission_102", "submission_103"]
+    assert rows[0]["names"] == "Student 0" and rows[0]["emails"] == "s0@u.edu"
+    assert float(rows[0]["score"]) == pytest.approx(points)
+    per_test = [c for c in rows[0] if c[:1].isdigit()]
+    assert per_test and all(rows[0][c] != "" for c in per_test)
+    summary = json.loads(result.summary_path.read_text())
+    assert summary["submissions"] == 4 and summary["most_failed"]
+    assert result.histogram_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for item in ("submission_100", "submission_103"):
+        assert (result.out_dir / item / "results.json").is_file()
+
+    # resume: nothing is regraded; a changed submission is
+    again = run_batch(ASSIGNMENT, export, tmp_path / "grades.csv", workers=2, timeout=90)
+    assert again.graded == 0 and again.reused == 4
+    (export / "submission_102" / "hw1" / "detection_utils.py").write_text(
+        (export / "submission_100" / "hw1" / "detection_utils.py").read_text())
+    third = run_batch(ASSIGNMENT, export, tmp_path / "grades.csv", workers=1, timeout=90)
+    assert third.graded == 1 and third.scores["submission_102"] == pytest.approx(points)
+
+
+def test_zip_export_on_a_dask_local_cluster_through_the_cli(tmp_path):
+    pytest.importorskip("dask.distributed")
+    export = make_export(tmp_path / "assignment_1_export", ["correct", "buggy"])
+    archive = tmp_path / "export.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in export.rglob("*"):
+            zf.write(path, path.relative_to(tmp_path).as_posix())
+    result = CliRunner().invoke(app, ["batch", ASSIGNMENT, str(archive), "--out", str(tmp_path / "g.csv"),
+                                      "--dask", "local", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(open(tmp_path / "g.csv")))
+    assert len(rows) == 2 and float(rows[0]["score"]) > float(rows[1]["score"]) > 0
+    assert "tests most often failed" in result.output
