@@ -573,6 +573,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "partial_credit(points): points of a test that calls set_score",
         "leaderboard(column, order='desc'): a leaderboard column set with set_leaderboard_value",
         "sandbox(call_timeout=None): limits for calls into student code during this test",
+        "cuda: needs a CUDA device; skipped (and not counted) without one",
     ):
         config.addinivalue_line("markers", line)
     _typed_option(config, "default_visibility", str, VISIBILITIES)
@@ -607,6 +608,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("cuda") is not None:
+        import torch
+
+        if not torch.cuda.is_available():
+            pytest.skip("needs a CUDA device (none here); not counted")
     obj = getattr(item, "obj", None)
     func = _underlying(obj)
     for attr in ("__score__", "__leaderboard_value__"):
@@ -635,6 +641,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
         scores = item.stash.get(_SCORE, {})
         func = _underlying(getattr(item, "obj", None))
         score = scores.get("score", getattr(func, "__score__", None))
+        if "fraction" in scores:
+            try:
+                score = scores["fraction"] * _item_meta(item)["max_score"]
+            except pytest.UsageError:
+                score = None
         if score is not None:
             info["score"] = float(score)
         value = scores.get("leaderboard_value", getattr(func, "__leaderboard_value__", None))
@@ -726,28 +737,49 @@ class SessionState:
             return f"Submission could not be read: {exc}"
         return prepared.report()
 
-    def connection(self, manifest: Any) -> Any:
-        conn = self._connections.get(manifest.name)
+    def private_dir(self) -> Path:
+        """Trusted files in the scratch folder (the reference copy for timing): hidden from student workers."""
+        path = self.scratch() / "private"
+        if not path.exists():
+            path.mkdir()
+            os.chmod(path, 0o711)
+        return path
+
+    def connection(self, manifest: Any, reference: bool = False) -> Any:
+        """The worker running the submission of ``manifest`` (or, with ``reference``, the reference)."""
+        key = f"{manifest.name}:reference" if reference else manifest.name
+        conn = self._connections.get(key)
         if conn is None:
-            prepared = self.prepared(manifest)
-            modules = list(manifest.student_modules) + list(manifest.provided_modules) + \
-                [m[:-3] for m in prepared.extra_modules]
+            if reference:
+                directory = self.private_dir() / f"reference-{manifest.name}"
+                if not directory.exists():
+                    import shutil
+
+                    shutil.copytree(manifest.reference_dir, directory,
+                                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+                    _open_up(directory)
+                extra: list[str] = []
+            else:
+                prepared = self.prepared(manifest)
+                directory = prepared.directory
+                extra = [m[:-3] for m in prepared.extra_modules]
+            modules = list(manifest.student_modules) + list(manifest.provided_modules) + extra
             if sandbox_enabled(self.config):
                 from grader.sandbox.process import ProcessConnection, SandboxSettings
 
-                protected = []
+                protected = [] if reference else [str(self.private_dir())]
                 results = get_option(self.config, "results_json")
                 if results:
                     protected.append(str(Path(results).resolve().parent))
-                settings = SandboxSettings.from_manifest(manifest, workdir=self.scratch() / f"work-{manifest.name}",
-                                                         extra_protected=protected)
-                conn = ProcessConnection(str(prepared.directory), modules, settings)
+                workdir = self.scratch() / (f"work-{manifest.name}" + ("-reference" if reference else ""))
+                settings = SandboxSettings.from_manifest(manifest, workdir=workdir, extra_protected=protected)
+                conn = ProcessConnection(str(directory), modules, settings)
                 conn.expose(self.exchange_dir(), writable=True)
             else:
                 from grader.sandbox.client import LoopbackConnection
 
-                conn = LoopbackConnection(str(prepared.directory), modules)
-            self._connections[manifest.name] = conn
+                conn = LoopbackConnection(str(directory), modules)
+            self._connections[key] = conn
         return conn
 
     def reference(self, manifest: Any) -> Any:
@@ -871,6 +903,45 @@ def set_score(request: pytest.FixtureRequest) -> Any:
         scores["score"] = float(points)
 
     return _set
+
+
+@pytest.fixture
+def set_score_fraction(request: pytest.FixtureRequest) -> Any:
+    """``set_score_fraction(f)``: earn the fraction ``f`` (0..1) of this test's (or case's) points."""
+    scores = request.node.stash.setdefault(_SCORE, {})
+
+    def _set(fraction: float) -> None:
+        scores["fraction"] = min(max(float(fraction), 0.0), 1.0)
+
+    return _set
+
+
+@pytest.fixture
+def reference_worker(request: pytest.FixtureRequest) -> Any:
+    """The reference running in a worker set up exactly like the student's (hidden tests only).
+
+    For speed comparisons on equal terms; the student's worker cannot see its files.
+    """
+    from grader.student import StudentCode
+
+    manifest = _require_manifest(request)
+    if _suite_kind(request.node) == "public" or os.environ.get("CVGRADE_NO_REFERENCE"):
+        raise pytest.UsageError(
+            f"{request.node.nodeid}: public tests cannot use the reference (students run them without it)")
+    conn = request.config.stash[STATE].connection(manifest, reference=True)
+    mark = request.node.get_closest_marker("sandbox")
+    timeout = mark.kwargs.get("call_timeout") if mark is not None else None
+    conn.call_timeout = float(timeout) if timeout else manifest.grading.call_timeout
+    conn.tripped = None
+    return StudentCode(conn, manifest)
+
+
+@pytest.fixture
+def timing(student: Any, reference_worker: Any, set_score_fraction: Any) -> Any:
+    """Speed checks against the reference in identical workers: ``timing.grade("detection_utils.nms", args)``."""
+    from grader.perf import Timing
+
+    return Timing(student, reference_worker, set_score_fraction)
 
 
 @pytest.fixture

@@ -117,9 +117,10 @@ class WorkerServer:
 
     def lookup(self, handle: protocol.Handle) -> Any:
         try:
-            return self.objects[handle.id]
+            obj = self.objects[handle.id]
         except KeyError:
             raise protocol.ProtocolError(f"unknown object id {handle.id}") from None
+        return obj.value if isinstance(obj, Held) else obj
 
     def release(self, ids: list) -> None:
         for hid in ids:
@@ -199,6 +200,32 @@ class WorkerServer:
 
     def op_ping(self, request: dict) -> str:
         return "pong"
+
+    def op_hold(self, request: dict) -> Held:
+        """Keep a value in the worker and return a handle to it (inputs staged for timed calls).
+
+        With ``device``, tensors in the value are moved there first.
+        """
+        value = request.get("value")
+        device = request.get("device")
+        if device:
+            value = _to_device(value, str(device))
+        return Held(value)
+
+    def op_call_sync(self, request: dict) -> Any:
+        """``call``, then wait for the device so that asynchronous work is finished before replying.
+
+        With ``"hold": true`` the result stays in the worker (a handle comes back; ``get`` fetches it).
+        """
+        result = self.op_call(request)
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()
+        return Held(result) if request.get("hold") is True else result
+
+    def op_get(self, request: dict) -> Any:
+        """The value behind a handle (a held result)."""
+        return self._target(request)
 
     def op_seed(self, request: dict) -> None:
         seed = int(request["seed"])
@@ -323,6 +350,27 @@ def value_and_grad(fn: Any, args: list, kwargs: dict, wrt: list, grad_output: An
         return output.detach(), [None for _ in inputs]
     grads = torch.autograd.grad(output, inputs, grad_outputs=grad_output, allow_unused=True)
     return output.detach(), [None if g is None else g.detach() for g in grads]
+
+
+def _to_device(value: Any, device: str) -> Any:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_device(v, device) for v in value)
+    if isinstance(value, dict):
+        return {k: _to_device(v, device) for k, v in value.items()}
+    return value
+
+
+class Held:
+    """A value staged in the worker by ``hold``; requests that name it receive the value itself."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any):
+        self.value = value
 
 
 class _Iterator:

@@ -1,0 +1,186 @@
+"""Graded speed checks: the student's function against the reference, in identical workers.
+
+Both run in sandboxed worker processes started the same way (the reference from
+a private copy that the student's worker cannot see). Inputs are staged in each
+worker beforehand (fresh inputs per call when ``inputs`` is given, so that
+remembering answers does not pay), so only the call is timed; calls are
+interleaved (student, reference, reference, student, ...) after warm-up, timed
+by the trusted side as round trips (``call_sync`` waits for the GPU before it
+replies), results stay in the worker during timing and are fetched and checked
+afterwards, and medians are compared after taking off the median round trip of
+an empty request on each side.
+
+Credit depends on the ratio student / reference on a log scale: full credit up
+to ``full_at``, none from ``none_at``, ``1 - log(r / full_at) / log(none_at / full_at)``
+in between. The gap between the thresholds (10x by default) is what makes the
+check robust on a noisy machine: a vectorized solution stays near 1x, a
+per-element Python loop lands far beyond ``none_at``.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from grader.compare import GradingFailure
+from grader.sandbox.client import Connection, RemoteObject, connection_of
+
+
+@dataclass(frozen=True)
+class SpeedPolicy:
+    """Ratio thresholds: full credit at or below ``full_at``, none at or above ``none_at``."""
+
+    full_at: float = 4.0
+    none_at: float = 40.0
+
+    def credit(self, ratio: float) -> float:
+        if not math.isfinite(ratio) or ratio >= self.none_at:
+            return 0.0
+        if ratio <= self.full_at:
+            return 1.0
+        return 1.0 - math.log(ratio / self.full_at) / math.log(self.none_at / self.full_at)
+
+
+@dataclass
+class SpeedResult:
+    """Median times of both, their ratio and the credit it earns."""
+
+    name: str
+    student_seconds: float
+    reference_seconds: float
+    repeats: int
+    device: str
+    policy: SpeedPolicy
+
+    @property
+    def ratio(self) -> float:
+        return self.student_seconds / max(self.reference_seconds, 1e-9)
+
+    @property
+    def credit(self) -> float:
+        return self.policy.credit(self.ratio)
+
+    def message(self) -> str:
+        return (f"Speed of {self.name} on {self.device}: yours {self.student_seconds * 1e3:.2f} ms, reference "
+                f"{self.reference_seconds * 1e3:.2f} ms (median of {self.repeats}), {self.ratio:.1f}x. Full credit "
+                f"up to {self.policy.full_at:g}x, none from {self.policy.none_at:g}x: {self.credit:.0%} of the "
+                "points.")
+
+
+def _stage(conn: Connection, args: tuple | list, kwargs: dict, device: str | None) -> tuple[list, dict]:
+    held_args = [conn.request("hold", value=v, device=device, label="staging the inputs") for v in args]
+    held_kwargs = {k: conn.request("hold", value=v, device=device, label="staging the inputs")
+                   for k, v in kwargs.items()}
+    return held_args, held_kwargs
+
+
+def compare_speed(student_fn: RemoteObject, reference_fn: RemoteObject, args: tuple | list = (),
+                  kwargs: dict | None = None, *, inputs: Callable[[int], tuple] | None = None, name: str = "",
+                  repeats: int = 7, warmup: int = 2, check: Callable[[Any, Any], None] | None = None,
+                  policy: SpeedPolicy = SpeedPolicy(), device: str | None = None,
+                  timeout: float | None = None) -> SpeedResult:
+    """Time ``student_fn(*args, **kwargs)`` against ``reference_fn`` in their workers.
+
+    Args:
+        student_fn, reference_fn: proxies from the student's and the reference worker.
+        args, kwargs: the inputs (plain data), staged in each worker before timing.
+        inputs: ``inputs(i) -> (args, kwargs)`` for call ``i`` instead of one fixed set:
+            every call gets fresh inputs, so remembering earlier answers does not help.
+        name: what is timed, for the message.
+        repeats: timed calls of each, interleaved; medians are compared.
+        warmup: untimed calls of each first.
+        check: ``check(student_result, reference_result)`` raises when the student's
+            result is wrong; every call's result is checked after the timing (a fast
+            wrong answer earns nothing).
+        policy: the credit thresholds.
+        device: ``"cuda"`` to move the staged inputs to the GPU in both workers.
+        timeout: seconds per call (default: the connection's).
+
+    Raises:
+        GradingFailure: when a result of the student's fails ``check``.
+        StudentCodeError: when the student's code raises or runs past its limit.
+    """
+    student_conn, reference_conn = connection_of(student_fn), connection_of(reference_fn)
+    label = name or "the timed function"
+    total = warmup + repeats
+    cases = [inputs(i) if inputs is not None else (tuple(args), dict(kwargs or {})) for i in range(total)]
+    staged: dict[str, list] = {"student": [], "reference": []}
+    for which, conn in (("student", student_conn), ("reference", reference_conn)):
+        shared = None
+        for case_args, case_kwargs in cases:
+            if inputs is None and shared is not None:
+                staged[which].append(shared)
+                continue
+            shared = _stage(conn, list(case_args), dict(case_kwargs), device)
+            staged[which].append(shared)
+    functions = {"student": (student_conn, student_fn), "reference": (reference_conn, reference_fn)}
+    times: dict[str, list[float]] = {"student": [], "reference": []}
+    pings: dict[str, list[float]] = {"student": [], "reference": []}
+    held_results: dict[str, list] = {"student": [], "reference": []}
+
+    def run(which: str, index: int, record: bool) -> None:
+        conn, fn = functions[which]
+        held_args, held_kwargs = staged[which][index]
+        start = time.perf_counter()
+        result = conn.request("call_sync", obj=fn, args=held_args, kwargs=held_kwargs, hold=True, label=label,
+                              timeout=timeout)
+        elapsed = time.perf_counter() - start
+        held_results[which].append(result)
+        if record:
+            times[which].append(elapsed)
+            start = time.perf_counter()
+            conn.request("ping", label=label, timeout=timeout)
+            pings[which].append(time.perf_counter() - start)
+
+    for index in range(total):
+        timed = index >= warmup
+        order = ("student", "reference") if index % 2 == 0 else ("reference", "student")
+        for which in order:
+            run(which, index, timed)
+    if check is not None:
+        for index, (mine, theirs) in enumerate(zip(held_results["student"], held_results["reference"])):
+            got = student_conn.request("get", obj=mine, label=label)
+            expected = reference_conn.request("get", obj=theirs, label=label)
+            try:
+                check(got, expected)
+            except AssertionError as exc:
+                raise GradingFailure(f"No speed credit for {label}: its result of call {index + 1} is wrong.\n"
+                                     f"{exc}") from None
+
+    def net(which: str) -> float:
+        # The round trip of an empty request is the same for both sides; take it off so that small
+        # inputs do not squeeze every ratio towards 1 (never below 5 % of the measured time).
+        raw = statistics.median(times[which])
+        return max(raw - statistics.median(pings[which]), 0.05 * raw, 1e-7)
+
+    return SpeedResult(name=label, student_seconds=net("student"), reference_seconds=net("reference"),
+                       repeats=repeats, device=device or "cpu", policy=policy)
+
+
+class Timing:
+    """The ``timing`` fixture: speed checks of one test, bound to both workers."""
+
+    def __init__(self, student: Any, reference: Any, set_fraction: Callable[[float], None]):
+        self.student = student
+        self.reference = reference
+        self._set_fraction = set_fraction
+
+    def grade(self, function: str, args: tuple | list = (), kwargs: dict | None = None, **options: Any) -> SpeedResult:
+        """Time ``module.function`` of the student against the reference and award the credit.
+
+        ``function`` is ``"detection_utils.nms"``; ``options`` go to ``compare_speed``.
+        Below full credit the test fails with the timings (keeping its partial score).
+        """
+        module, attr = function.split(".", 1)
+        result = compare_speed(getattr(getattr(self.student, module), attr),
+                               getattr(getattr(self.reference, module), attr), args, kwargs,
+                               name=options.pop("name", function), **options)
+        self._set_fraction(result.credit)
+        if result.credit < 1.0:
+            raise GradingFailure(result.message() + "\nHint: replace Python loops over elements with tensor "
+                                                    "operations.")
+        return result
