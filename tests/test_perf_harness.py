@@ -35,7 +35,7 @@ X = torch.rand(700, 2, dtype=torch.float64, generator=torch.Generator().manual_s
 def test_total_speed(timing):
     """total is fast"""
     timing.grade("mod.total", (X,), check=lambda got, want: assert_close(got, want), repeats=5,
-                 policy=SpeedPolicy(full_at=4, none_at=40))
+                 policy=SpeedPolicy(full_at=10, none_at=100))
 '''
 
 
