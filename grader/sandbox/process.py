@@ -185,7 +185,7 @@ class ProcessConnection(Connection):
                       "sys_path": _library_paths()}
         bootstrap = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
                      "from grader.sandbox.worker import main; main()")
-        argv = [sys.executable, "-I", "-c", bootstrap, str(self._runtime), str(request_fd), str(reply_fd),
+        argv = [sys.executable, "-I", "-u", "-c", bootstrap, str(self._runtime), str(request_fd), str(reply_fd),
                 json.dumps(worker_cfg)]
         home = str(self.workdir)
         env = {

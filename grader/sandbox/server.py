@@ -93,19 +93,16 @@ class WorkerServer:
         self.isolated = isolated
         self.capture_output = capture_output
         self.objects: dict[int, Any] = {}
-        self.ids_by_object: dict[int, int] = {}
         self.next_id = 1
         self.loaded: dict[str, Any] = {}
 
     # -- handles -------------------------------------------------------------
     def register(self, obj: Any) -> protocol.Handle:
-        key = id(obj)
-        hid = self.ids_by_object.get(key)
-        if hid is None or self.objects.get(hid) is not obj:
-            hid = self.next_id
-            self.next_id += 1
-            self.objects[hid] = obj
-            self.ids_by_object[key] = hid
+        # Every handle gets its own id (the trusted side releases each proxy on its own), so an object
+        # returned twice (``model.eval()`` returns the model) is held twice, never freed early.
+        hid = self.next_id
+        self.next_id += 1
+        self.objects[hid] = obj
         try:
             rep = repr(obj)
         except Exception:  # noqa: BLE001 - student __repr__ may raise
@@ -125,9 +122,7 @@ class WorkerServer:
     def release(self, ids: list) -> None:
         for hid in ids:
             if type(hid) is int:
-                obj = self.objects.pop(hid, None)
-                if obj is not None and self.ids_by_object.get(id(obj)) == hid:
-                    del self.ids_by_object[id(obj)]
+                self.objects.pop(hid, None)
 
     # -- requests ------------------------------------------------------------
     def handle(self, frame: bytes) -> bytes:

@@ -1,0 +1,213 @@
+"""The sandboxed worker: proxies for models, datasets, optimizers and generators; limits; crash recovery."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+
+import pytest
+import torch
+from engine_support import by_name, make_project, run
+
+from grader.sandbox.client import StaleObjectError, StudentCodeError, StudentCrash, StudentImportError
+from grader.sandbox.process import ProcessConnection, SandboxSettings, default_protected, default_run_as
+from grader.student import is_instance, module_info, num_parameters, student_raises, type_name, value_and_grad
+
+CODE = '''
+import os, sys, time
+import torch
+from torch.utils.data import Dataset, DataLoader
+
+print("imported")
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(3, 2)
+        self.bn = torch.nn.BatchNorm1d(2)
+    def forward(self, x):
+        return self.bn(self.fc(x))
+
+class Squares(Dataset):
+    def __len__(self):
+        return 5
+    def __getitem__(self, i):
+        if i >= 5:
+            raise IndexError(i)
+        return torch.tensor([float(i)]), i * i
+
+def loader():
+    return DataLoader(Squares(), batch_size=2)
+
+def counter(n):
+    for i in range(n):
+        yield i
+
+def train_step(model, optimizer, x):
+    optimizer.zero_grad()
+    loss = model(x).pow(2).mean()
+    loss.backward()
+    optimizer.step()
+    return float(loss)
+
+def loss_fn(x):
+    return (x ** 3).sum()
+
+def shout(n):
+    print("x" * n)
+    sys.stderr.write("err\\n")
+    return n
+
+def sleep(s):
+    time.sleep(s)
+    return s
+
+def hog(gib):
+    return len(bytearray(int(gib * 2**30)))
+
+def die():
+    os._exit(7)
+
+def bad_value():
+    raise ValueError("unknown class 'unicorn'")
+'''
+
+
+@pytest.fixture(scope="module")
+def conn(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sub")
+    (folder / "mod.py").write_text(textwrap.dedent(CODE))
+    os.chmod(folder, 0o755)
+    os.chmod(folder / "mod.py", 0o644)
+    settings = SandboxSettings(memory_limit=2 * 2**30, protected=default_protected(), run_as=default_run_as())
+    connection = ProcessConnection(str(folder), ["mod"], settings)
+    connection.call_timeout = 20
+    yield connection
+    connection.close()
+
+
+def test_module_proxy_calls_iterates_and_passes_handles_back(conn):
+    mod = conn.import_module("mod")
+    model = mod.Net()
+    assert type_name(model) == "mod.Net" and is_instance(model, "torch.nn.Module")
+    assert is_instance(model.fc, "torch.nn.Linear")
+    assert num_parameters(model) == 3 * 2 + 2 + 2 + 2
+    info = module_info(model)
+    assert info["training"] is True and ("fc", "torch.nn.modules.linear.Linear") in info["modules"]
+    model.eval()
+    assert module_info(model)["training"] is False
+    out = model(torch.ones(4, 3))
+    assert type(out) is torch.Tensor and out.shape == (4, 2)
+    state = model.state_dict()
+    assert set(state) == {"fc.weight", "fc.bias", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var",
+                          "bn.num_batches_tracked"}
+    state["fc.weight"] = torch.full((2, 3), 0.5)
+    model.load_state_dict(state)
+    assert torch.equal(model.fc.weight, torch.full((2, 3), 0.5))
+    model.train()
+    optim = conn.import_module("torch.optim")
+    optimizer = optim.SGD(model.parameters(), lr=0.1)
+    loss = mod.train_step(model, optimizer, torch.randn(4, 3, generator=torch.Generator().manual_seed(0)))
+    assert isinstance(loss, float) and loss > 0
+    assert not torch.equal(model.fc.weight, torch.full((2, 3), 0.5))
+    requires = [p.requires_grad for p in model.parameters()]
+    assert requires == [True] * 4
+
+
+def test_datasets_loaders_and_generators(conn):
+    mod = conn.import_module("mod")
+    dataset = mod.Squares()
+    assert len(dataset) == 5
+    x, y = dataset[3]
+    assert torch.equal(x, torch.tensor([3.0])) and y == 9
+    assert [int(item[1]) for item in dataset] == [0, 1, 4, 9, 16]
+    batches = list(mod.loader())
+    assert [b[1].tolist() for b in batches] == [[0, 1], [4, 9], [16]]
+    assert list(mod.counter(3)) == [0, 1, 2]
+
+
+def test_gradients_and_errors(conn):
+    mod = conn.import_module("mod")
+    value, (grad,) = value_and_grad(mod.loss_fn, torch.tensor([1.0, 2.0]))
+    assert value.item() == 9.0 and torch.equal(grad, torch.tensor([3.0, 12.0]))
+    with student_raises("ValueError", match="unicorn") as caught:
+        mod.bad_value()
+    assert "mod.py" in caught["error"].traceback
+    with pytest.raises(StudentCodeError, match="has no attribute 'missing'"):
+        mod.missing  # noqa: B018
+
+
+def test_output_is_captured_per_call(conn):
+    mod = conn.import_module("mod")
+    printed = []
+    conn.on_output = printed.append
+    try:
+        assert mod.shout(3) == 3
+        assert "".join(printed) == "xxx\nerr\n"
+        printed.clear()
+        mod.shout(200_000)
+        text = "".join(printed)
+        assert len(text) < 40_000 and "more bytes of output not shown" in text
+    finally:
+        conn.on_output = None
+
+
+def test_timeout_crash_and_memory_are_contained(conn):
+    mod = conn.import_module("mod")
+    model = mod.Net()
+    with pytest.raises(StudentCrash, match=r"ran past the time limit of 1 s in mod.sleep"):
+        mod.sleep.__call__  # noqa: B018 - attribute access works
+        conn.call_timeout = 1
+        try:
+            mod.sleep(5)
+        finally:
+            conn.call_timeout = 20
+    conn.tripped = None
+    with pytest.raises(StaleObjectError):
+        model(torch.ones(1, 3))  # the worker was replaced: old objects are gone
+    mod = conn.import_module("mod")  # a fresh worker imports again
+    assert mod.sleep(0) == 0
+    with pytest.raises(StudentCodeError, match="more than 2 GiB of memory"):
+        mod.hog(3)
+    conn.tripped = None
+    assert mod.sleep(0) == 0
+    with pytest.raises(StudentCrash, match=r"exited in mod.die.*exit status 7"):
+        mod.die()
+    assert conn.import_module("mod").sleep(0) == 0
+    assert conn.starts >= 3
+
+
+def test_defences_are_reported(conn):
+    conn.import_module("mod")
+    defences = " ".join(conn.defences["defences"])
+    if os.geteuid() == 0:
+        assert "unprivileged uid" in defences
+    assert "memory limit" in defences
+
+
+def test_import_error_is_a_student_import_error(tmp_path):
+    (tmp_path / "broken.py").write_text("import numpy\nx = numpy.nope\n")
+    os.chmod(tmp_path, 0o755)
+    os.chmod(tmp_path / "broken.py", 0o644)
+    settings = SandboxSettings(protected=default_protected(), run_as=default_run_as(), preload=())
+    connection = ProcessConnection(str(tmp_path), ["broken"], settings)
+    try:
+        with pytest.raises(StudentImportError, match="Could not import broken.py: AttributeError"):
+            connection.import_module("broken")
+    finally:
+        connection.close()
+
+
+def test_sandbox_marker_sets_the_call_timeout(pytester, monkeypatch):
+    make_project(pytester, monkeypatch, {"public/test_t.py": '''
+        import pytest
+
+        @pytest.mark.weight(1)
+        @pytest.mark.sandbox(call_timeout=1)
+        def test_short(student):
+            """short limit"""
+            student.mod.add(1, 2)
+    '''}, reference="import time\ndef add(a, b):\n    time.sleep(3)\n    return a + b\n")
+    data, _ = run(pytester)
+    record = by_name(data)["short limit"]
+    assert record["score"] == 0 and "time limit of 1 s" in record["output"]
