@@ -91,8 +91,15 @@ def test_resnet_loads_local_weights_except_head(student, sandbox_tmp_path):
 def test_resnet_missing_weights_message(student, sandbox_tmp_path):
     """ResNet: a missing weights file raises FileNotFoundError with a clear message"""
     path = str(sandbox_tmp_path / "missing-checkpoint.pth")
-    with student_raises("FileNotFoundError", match=r"(?is)(?=.*missing-checkpoint\.pth)(?=.*(weights|resnet|download|imagenet))"):
+    call = describe_call("ResNet", 20, weights_path=path)
+    with student_raises("FileNotFoundError") as caught:
         student.train_q2.ResNet(20, weights_path=path)
+    message = caught["error"].message
+    check(path in message, f"the message should name the missing file; it was {message!r}", call=call)
+    explanation = message.replace(path, "").lower()
+    check(any(word in explanation for word in ("weights", "resnet", "download", "imagenet")),
+          f"the message should say what the file is and how to get it; it was {message!r}", call=call,
+          hint="e.g. 'ImageNet weights for ResNet-18 not found at ...: copy resnet18-f37072fd.pth there'")
 
 
 # -- 2.6-2.7 training loop and TensorBoard ----------------------------------------------------------
