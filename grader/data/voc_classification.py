@@ -11,7 +11,9 @@ Builds on ``grader.data.voc`` (the shared VOC2007 generator):
 * ``make_training_folder(root)``: a tiny ``data/VOCdevkit/VOC2007`` below
   ``root`` (trainval and test) for runs of ``trainer.train``;
 * ``make_learnable_voc(root)``: square images with several objects each, on
-  which a small CNN reaches a high mAP (learnability checks).
+  which a small CNN reaches a high mAP (learnability checks);
+* ``read_tensorboard_events(folder)``: the scalars and histogram tags that a
+  training run wrote (to check what ``trainer.train`` logs).
 """
 
 from __future__ import annotations
@@ -19,7 +21,16 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from grader.data.voc import VOC_CLASSES, VOCFolder, VOCImage, VOCObject, _draw, annotation_xml, class_style, make_voc
+from grader.data.voc import (
+    VOC_CLASSES,
+    VOCFolder,
+    VOCImage,
+    VOCObject,
+    _draw,
+    annotation_xml,
+    class_style,
+    make_voc,
+)
 
 READINGS = ("all", "any")
 
@@ -155,3 +166,29 @@ def make_learnable_voc(root: Path | str, *, train: int = 2000, test: int = 500, 
     """
     return make_voc(root, {"trainval": train, "test": test}, seed=seed, size=(side, side),
                     objects_per_image=objects_per_image, object_size=(0.3, 0.55), difficult_rate=0.05)
+
+
+def read_tensorboard_events(folder: Path | str) -> dict:
+    """Every TensorBoard event file below ``folder``, merged.
+
+    Returns:
+        dict: ``runs`` (the folders holding event files), ``scalars`` (tag ->
+        sorted list of (step, value)) and ``histograms`` (tag -> number of
+        histograms written under it).
+    """
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    scalars: dict[str, list] = {}
+    histograms: dict[str, int] = {}
+    runs = sorted({p.parent for p in Path(folder).rglob("events.out.tfevents.*")})
+    for run in runs:
+        accumulator = EventAccumulator(str(run), size_guidance={"scalars": 0, "histograms": 0, "tensors": 0})
+        accumulator.Reload()
+        tags = accumulator.Tags()
+        for tag in tags.get("scalars", []):
+            scalars.setdefault(tag, []).extend((e.step, e.value) for e in accumulator.Scalars(tag))
+        for tag in tags.get("histograms", []):
+            histograms[tag] = histograms.get(tag, 0) + len(accumulator.Histograms(tag))
+    for values in scalars.values():
+        values.sort()
+    return {"runs": runs, "scalars": scalars, "histograms": histograms}

@@ -273,7 +273,7 @@ def main(argv=None):
     features = extract_features(model, images, layer)
     plot_tsne(tsne_embedding(features), labels, os.path.join(options.out, "tsne.png"))
     indices, _ = nearest_neighbors(features[options.queries], features, k=4)
-    for query, row in zip(options.queries, indices.tolist()):
+    for row in indices.tolist():
         names = [dataset.index_list[int(chosen[j])] for j in row]
         print(f"query {names[0]}: neighbours {' '.join(names[1:])}")
     conv1 = next(m for m in model.modules() if isinstance(m, nn.Conv2d))

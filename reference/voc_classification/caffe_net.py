@@ -12,8 +12,9 @@ import torch.nn as nn
 from simple_cnn import get_fc
 
 # Checkpoint-name prefixes of torchvision's AlexNet and the CaffeNet layers they
-# correspond to (for ``load_pretrained_weights``). Only the layers whose shapes
-# agree (fc1 and fc2) can actually be copied: AlexNet's convolutions are narrower.
+# correspond to (for ``load_pretrained_weights``). Only the tensors whose shapes
+# agree (fc1, fc2 and the conv3 and conv5 biases) can actually be copied:
+# AlexNet's convolutions are narrower than CaffeNet's.
 ALEXNET_TO_CAFFENET = {
     "features.0.": "conv1.",
     "features.3.": "conv2.",

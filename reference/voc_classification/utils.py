@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
+from voc_dataset import VOCDataset
 
 
 class ARGS:
@@ -84,8 +85,6 @@ def get_data_loader(name="voc", train=True, batch_size=64, split="train", inp_si
                     data_dir="data/VOCdevkit/VOC2007/", num_workers=4):
     """A DataLoader over ``VOCDataset(split, inp_size, data_dir)``, shuffled when ``train``."""
     if name == "voc":
-        from voc_dataset import VOCDataset
-
         dataset = VOCDataset(split, inp_size, data_dir=data_dir)
     else:
         raise ValueError(f"unknown dataset {name!r}; only 'voc' is available")

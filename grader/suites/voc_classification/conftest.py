@@ -28,7 +28,7 @@ import pytest
 import torch
 
 from grader.compare import GradingFailure, check
-from grader.data.voc_classification import READINGS, label_vectors
+from grader.data.voc_classification import READINGS, label_vectors, read_tensorboard_events
 
 
 @pytest.fixture(autouse=True)
@@ -69,28 +69,9 @@ def set_mode():
     kept.clear()
 
 
-def _read_events(folder: Path) -> dict:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    scalars: dict[str, list] = {}
-    histograms: dict[str, int] = {}
-    runs = sorted({p.parent for p in Path(folder).rglob("events.out.tfevents.*")})
-    for run in runs:
-        accumulator = EventAccumulator(str(run), size_guidance={"scalars": 0, "histograms": 0, "tensors": 0})
-        accumulator.Reload()
-        tags = accumulator.Tags()
-        for tag in tags.get("scalars", []):
-            scalars.setdefault(tag, []).extend((e.step, e.value) for e in accumulator.Scalars(tag))
-        for tag in tags.get("histograms", []):
-            histograms[tag] = histograms.get(tag, 0) + len(accumulator.Histograms(tag))
-    for values in scalars.values():
-        values.sort()
-    return {"runs": runs, "scalars": scalars, "histograms": histograms}
-
-
 @pytest.fixture
 def read_events():
-    return _read_events
+    return read_tensorboard_events
 
 
 def _check_annotations(got, images, call: str) -> None:
