@@ -157,15 +157,44 @@ def _ensure_every_class(folder: VOCFolder, split: str, seed: int) -> None:
     (folder.root / "ImageSets" / "Main" / "_rewritten.txt").unlink()
 
 
-def make_learnable_voc(root: Path | str, *, train: int = 2000, test: int = 500, seed: int = 0,
-                       side: int = 64, objects_per_image: tuple[int, int] = (1, 3)) -> VOCFolder:
-    """Square synthetic VOC (``side`` x ``side``) for learnability checks: class = (shape, colour) drawn.
+def make_learnable_voc(root: Path | str, *, train: int = 3000, test: int = 400, seed: int = 0, side: int = 32,
+                       objects_per_image: tuple[int, int] = (1, 3), grid: int = 2,
+                       fill: tuple[float, float] = (0.8, 1.0), difficult_rate: float = 0.05) -> VOCFolder:
+    """Square synthetic VOC for learnability checks: several objects per image, class = (shape, colour) drawn.
 
-    Splits ``trainval`` and ``test``; objects cover 30-55 % of the side, so that
-    random crops keep most of them.
+    Unlike ``make_voc``'s free placement, where objects may hide each other
+    completely (a label nobody can see), each object gets its own cell of a
+    ``grid x grid`` layout (``fill`` of the cell's side, at a random offset), so every
+    label is visible. Splits ``trainval`` and ``test``; classes may repeat in an
+    image. (Measured: with objects filling 55-90 % of their cell instead of
+    80-100 %, the position jitter alone halves how fast SimpleCNN learns.)
+
+    Returns:
+        VOCFolder: what was written.
     """
-    return make_voc(root, {"trainval": train, "test": test}, seed=seed, size=(side, side),
-                    objects_per_image=objects_per_image, object_size=(0.3, 0.55), difficult_rate=0.05)
+    rng = random.Random(seed)
+    cell = side // grid
+    images: dict[str, VOCImage] = {}
+    splits: dict[str, list[str]] = {}
+    counter = 1
+    for split, count in (("trainval", train), ("test", test)):
+        records = []
+        for _ in range(count):
+            image = VOCImage(f"{counter:06d}", side, side)
+            counter += 1
+            cells = rng.sample(range(grid * grid), rng.randint(*objects_per_image))
+            for slot in cells:
+                size = rng.randint(int(fill[0] * cell), int(fill[1] * cell))
+                x1 = (slot % grid) * cell + rng.randint(0, cell - size)
+                y1 = (slot // grid) * cell + rng.randint(0, cell - size)
+                name = VOC_CLASSES[rng.randrange(len(VOC_CLASSES))]
+                image.objects.append(VOCObject(name, (x1 + 1, y1 + 1, x1 + size, y1 + size),
+                                               difficult=rng.random() < difficult_rate))
+            records.append(image)
+            images[image.image_id] = image
+        write_voc_images(root, records, split, seed=seed + len(splits))
+        splits[split] = [r.image_id for r in records]
+    return VOCFolder(root=Path(root), splits=splits, images=images, classes=VOC_CLASSES)
 
 
 def read_tensorboard_events(folder: Path | str) -> dict:

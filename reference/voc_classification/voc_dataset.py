@@ -128,10 +128,9 @@ class VOCDataset(Dataset):
         """
         # BEGIN SOLUTION
         if self.split in TRAIN_SPLITS:
-            return [
-                transforms.RandomResizedCrop(self.size, scale=(0.6, 1.0), ratio=(3 / 4, 4 / 3)),
-                transforms.RandomHorizontalFlip(),
-            ]
+            # A random size x size window along the longer side, and a horizontal flip. (Shifting square
+            # images as well, with padding=size // 8, halved how fast SimpleCNN learns the synthetic set.)
+            return [transforms.RandomCrop(self.size), transforms.RandomHorizontalFlip()]
         return [transforms.CenterCrop(self.size)]
         # END SOLUTION
 
