@@ -190,7 +190,7 @@ logit_arrays = st.integers(1, 6).flatmap(lambda n: st.integers(1, 20).flatmap(la
 
 @pytest.mark.weight(2)
 @pytest.mark.number("1.8")
-@settings(max_examples=30)
+@settings(max_examples=25)
 @given(logit_arrays)
 def test_loss_matches_float64_oracle(student, case):
     """multilabel_loss equals float64 binary_cross_entropy_with_logits (random inputs)"""
@@ -284,7 +284,7 @@ ap_cases = st.integers(1, 30).flatmap(lambda n: st.integers(1, 6).flatmap(lambda
 
 @pytest.mark.weight(2)
 @pytest.mark.number("1.13")
-@settings(max_examples=30)
+@settings(max_examples=25)
 @given(ap_cases)
 def test_compute_ap_matches_sklearn(student, case):
     """compute_ap equals sklearn's average_precision_score per class (with invalid entries and ties)"""
