@@ -1,0 +1,144 @@
+"""Hyper-parameters, data loaders and multi-label evaluation.
+
+Mirrors ``q1_q2_classification/utils.py`` of CMU 16-824 (Spring 2024). Two
+deliberate differences from the handout, which the grader tests:
+
+* ``compute_ap`` is written without a loop over classes and is exactly
+  scikit-learn's ``average_precision_score`` per class (the handout's
+  ``pred -= 1e-5 * gt`` tie-break, which counts tied scores pessimistically, is
+  accepted too);
+* ``eval_dataset_map`` applies a sigmoid (not a softmax: the labels are
+  independent) and computes AP once over the whole test set (not per batch).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from voc_dataset import VOCDataset
+
+
+class ARGS:
+    """Hyper-parameters of ``trainer.train``.
+
+    Only the attributes below exist; pass the ones to change as keywords::
+
+        >>> args = ARGS(batch_size=23, use_cuda=True)
+        >>> args.device
+        device(type='cuda')
+
+    Raises:
+        ValueError: for an unknown or private attribute name, or for ``device``
+            (a property derived from ``use_cuda``).
+    """
+
+    # input batch size for training
+    batch_size = 64
+    # input batch size for testing
+    test_batch_size = 1000
+    # number of epochs to train for
+    epochs = 14
+    # learning rate
+    lr = 1.0
+    # learning rate step gamma and step size (epochs) of StepLR
+    gamma = 0.7
+    step_size = 1
+    # how many batches to wait before logging training status
+    log_every = 100
+    # how many batches to wait before evaluating model
+    val_every = 100
+    # set flag to True if you wish to save the model after training
+    save_at_end = False
+    # set this to value >0 if you wish to save every x epochs
+    save_freq = -1
+    # set true if using GPU during training
+    use_cuda = False
+    # input size
+    inp_size = 224
+    # the VOC2007 folder, the data loader worker processes, the TensorBoard folder (None: runs/DATE_HOST)
+    data_dir = "data/VOCdevkit/VOC2007/"
+    num_workers = 4
+    log_dir = None
+
+    def __init__(self, **kwargs):
+        for key, value in kwargs.items():
+            if key == "device":
+                raise ValueError("'device' cannot be set: it follows use_cuda")
+            if "__" in key or key.startswith("_") or not hasattr(type(self), key):
+                raise ValueError(f"unknown hyper-parameter {key!r}")
+            setattr(self, key, value)
+
+    def __repr__(self):
+        lines = []
+        for attr in dir(self):
+            if not attr.startswith("_") and attr != "use_cuda" and not callable(getattr(self, attr)):
+                lines.append(f"args.{attr} = {getattr(self, attr)}")
+        return "\n".join(lines) + "\n"
+
+    @property
+    def device(self):
+        return torch.device("cuda" if self.use_cuda else "cpu")
+
+
+def get_data_loader(name="voc", train=True, batch_size=64, split="train", inp_size=224,
+                    data_dir="data/VOCdevkit/VOC2007/", num_workers=4):
+    """A DataLoader over ``VOCDataset(split, inp_size, data_dir)``, shuffled when ``train``."""
+    if name == "voc":
+        dataset = VOCDataset(split, inp_size, data_dir=data_dir)
+    else:
+        raise ValueError(f"unknown dataset {name!r}; only 'voc' is available")
+
+    return DataLoader(dataset, batch_size=batch_size, shuffle=train, num_workers=num_workers)
+
+
+def compute_ap(gt, pred, valid, average=None):
+    """Average precision of every class of a multi-label problem.
+
+    For class ``c``, keep the rows with ``valid[:, c] > 0``, rank them by
+    ``pred[:, c]`` (highest first) and sum, over the distinct score values ``t``,
+    ``(R(t) - R(t')) * P(t)``: precision and recall of "score >= t", ``t'`` the
+    next higher value (``R = 0`` above the top score). Rows with equal scores
+    enter together. This is ``sklearn.metrics.average_precision_score`` of the
+    kept rows; write it without a Python loop over classes or rows.
+
+    Args:
+        gt (ndarray | Tensor[N, C]): 1 where the class is present, else 0.
+        pred (ndarray | Tensor[N, C]): scores (any real values; only their
+            order within a class matters).
+        valid (ndarray | Tensor[N, C]): 0 where the entry must be ignored
+            (``difficult``), else 1.
+        average (str | None): None for the per-class values; ``"macro"`` for
+            their mean over the classes that have one.
+
+    Returns:
+        ndarray[C] (float64) with ``average=None``, else a float. A class with
+        no valid positive row has no AP: NaN (scikit-learn says 0.0 with a
+        warning; the grader accepts both).
+
+    Raises:
+        ValueError: when the three arrays are not 2-D of one shape, or for an
+            unknown ``average``.
+    """
+    raise NotImplementedError("TODO: compute_ap")
+
+
+def eval_dataset_map(model, device, test_loader):
+    """AP per class and mAP of ``model`` over a whole test set.
+
+    Runs the model (in whatever mode the caller left it, without tracking
+    gradients) on every batch ``(data, target, wgt)`` of ``test_loader``, turns
+    the logits into probabilities with a sigmoid (the classes are independent:
+    not a softmax), gathers the scores, labels and weights of the whole set and
+    calls ``compute_ap`` once (not once per batch).
+
+    Args:
+        model (nn.Module): maps Tensor[B, 3, H, W] to logits Tensor[B, C].
+        device (torch.device | str): where to run the model.
+        test_loader (Iterable): yields ``(data, target, wgt)`` batches.
+
+    Returns:
+        tuple: ``(ap, mAP)``: ndarray[C] of per-class AP and their mean over the
+        classes that have an AP (a float).
+    """
+    raise NotImplementedError("TODO: eval_dataset_map")
