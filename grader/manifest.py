@@ -14,6 +14,7 @@ the suite is worth, and the grading limits::
     [grading]
     call_timeout = 60          # seconds per call into student code
     memory_limit = "4GiB"      # for the process that runs student code
+    threads = 1                # compute threads of the process that runs student code
     test_timeout = 300         # seconds per test
     gpu = false
     public_visibility = "visible"
@@ -86,6 +87,7 @@ class GradingSettings:
     gpu: bool = False
     public_visibility: str = "visible"
     hidden_visibility: str = "after_due_date"
+    threads: int = 1
     extra: dict = field(default_factory=dict)
 
 
@@ -201,7 +203,7 @@ def load_manifest(path: Path) -> Manifest:
     if not isinstance(grading_data, dict):
         raise ManifestError(f"{where}: [grading] must be a table, got {grading_data!r}")
     grading_known = {"call_timeout", "memory_limit", "test_timeout", "gpu", "public_visibility",
-                     "hidden_visibility"}
+                     "hidden_visibility", "threads"}
     kwargs: dict = {}
     extra = {k: v for k, v in grading_data.items() if k not in grading_known}
     for key in ("call_timeout", "test_timeout"):
@@ -212,6 +214,11 @@ def load_manifest(path: Path) -> Manifest:
             kwargs[key] = float(value)
     if "memory_limit" in grading_data:
         kwargs["memory_limit"] = parse_size(grading_data["memory_limit"], where=f"{where}: grading.memory_limit")
+    if "threads" in grading_data:
+        threads = grading_data["threads"]
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ManifestError(f"{where}: grading.threads must be a positive integer, got {threads!r}")
+        kwargs["threads"] = threads
     if "gpu" in grading_data:
         if not isinstance(grading_data["gpu"], bool):
             raise ManifestError(f"{where}: grading.gpu must be true or false, got {grading_data['gpu']!r}")

@@ -66,6 +66,7 @@ class SandboxSettings:
     namespaces: bool = True
     preload: tuple[str, ...] = ("torch",)
     max_reply_bytes: int = 256 * 2**20
+    threads: int = 1
 
     @classmethod
     def from_manifest(cls, manifest: Any, workdir: Path, extra_protected: list[str] | None = None) -> SandboxSettings:
@@ -74,7 +75,7 @@ class SandboxSettings:
         protected = default_protected() + [str(paths.project_root()), str(manifest.reference_dir),
                                            str(manifest.suite_dir)] + list(extra_protected or [])
         return cls(memory_limit=manifest.grading.memory_limit, workdir=workdir, protected=protected,
-                   run_as=default_run_as())
+                   run_as=default_run_as(), threads=manifest.grading.threads)
 
 
 def default_run_as() -> tuple[int, int] | None:
@@ -182,7 +183,7 @@ class ProcessConnection(Connection):
     # -- lifecycle ------------------------------------------------------------
     def _config(self, request_fd: int, reply_fd: int) -> tuple[list[str], dict]:
         worker_cfg = {"directory": self.directory, "modules": self.modules, "preload": list(self.settings.preload),
-                      "sys_path": _library_paths()}
+                      "sys_path": _library_paths(), "threads": self.settings.threads}
         bootstrap = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
                      "from grader.sandbox.worker import main; main()")
         argv = [sys.executable, "-I", "-u", "-c", bootstrap, str(self._runtime), str(request_fd), str(reply_fd),
@@ -199,8 +200,12 @@ class ProcessConnection(Connection):
             "MPLBACKEND": "Agg",
             "TORCH_HOME": home,
             "WANDB_MODE": "offline",
-            "OMP_NUM_THREADS": os.environ.get("CVGRADE_WORKER_THREADS", os.environ.get("OMP_NUM_THREADS", "1")),
         }
+        # Several compute threads on a busy or small machine spin against each other (10x slower
+        # measured); the manifest says how many the student's code gets.
+        threads = os.environ.get("CVGRADE_WORKER_THREADS", str(self.settings.threads))
+        for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+            env[key] = threads
         for key in ("CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "LD_LIBRARY_PATH"):
             if key in os.environ:
                 env[key] = os.environ[key]

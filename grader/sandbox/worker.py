@@ -47,6 +47,9 @@ def main() -> None:
 
     for name in config.get("preload", []):
         __import__(name)
+    threads = config.get("threads")
+    if threads and "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(int(threads))
     server = WorkerServer(config["directory"], config["modules"], isolated=False, capture_output=False)
     protocol.write_frame(lambda b: _write_all(reply_fd, b), protocol.pack({"ready": os.getpid()}, server.register))
     while True:
