@@ -51,7 +51,7 @@ CITYSCAPES_TRAIN_CLASSES = ("road", "sidewalk", "building", "wall", "fence", "po
 def _as_tensor(array: Tensor | np.ndarray) -> Tensor:
     if isinstance(array, Tensor):
         return array
-    return torch.from_numpy(np.ascontiguousarray(array))
+    return torch.from_numpy(np.require(array, requirements=["C", "W"]))  # copies read-only arrays (PIL's)
 
 
 def rgb_to_mask(rgb: Tensor | np.ndarray) -> Tensor:

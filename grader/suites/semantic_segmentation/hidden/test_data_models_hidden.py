@@ -11,6 +11,7 @@ import torchvision
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from torchvision.models.vgg import cfgs, make_layers
 
 from grader.compare import assert_close, assert_equal, check, describe_call
 from grader.data.semantic_segmentation import make_idd, make_satellite
@@ -152,7 +153,7 @@ def test_fcn32s_width_and_gradients(student, reference):
 def test_fcn32s_loads_vgg16_features(student, sandbox_tmp_path):
     """FCN32s(backbone_weights=...): loads a local VGG16 checkpoint into its trunk"""
     torch.manual_seed(3)
-    vgg = torchvision.models.vgg16(weights=None).features.eval()
+    vgg = make_layers(cfgs["D"]).eval()  # vgg16().features, without building the classifier
     path = sandbox_tmp_path / "vgg16_features.pth"
     torch.save({f"features.{k}": v for k, v in vgg.state_dict().items()}, path)
     model = student.seg_models.FCN32s(num_classes=7, backbone_weights=str(path))
