@@ -130,11 +130,12 @@ def evaluate(model: nn.Module, loader, num_classes: int, ignore_index: int = IGN
 
 
 def load_model(checkpoint: str | Path) -> nn.Module:
-    """A model from a ``train.py`` checkpoint: ``{"arch", "num_classes", "width", "model"}``."""
+    """A model from a ``train.py`` checkpoint: ``{"arch", "num_classes", "width", "batch_norm", "model"}``."""
     info = torch.load(checkpoint, map_location="cpu", weights_only=True)
     arch = info.get("arch", "fcn32s")
     if arch == "fcn32s":
-        model = FCN32s(num_classes=int(info.get("num_classes", 7)), width=float(info.get("width", 1.0)))
+        model = FCN32s(num_classes=int(info.get("num_classes", 7)), width=float(info.get("width", 1.0)),
+                       batch_norm=bool(info.get("batch_norm", False)))
         model.load_state_dict(info["model"])
     elif arch == "deeplabv3":
         model = deeplabv3(num_classes=int(info.get("num_classes", 7)), checkpoint=checkpoint)

@@ -59,7 +59,13 @@ class FCN32s(nn.Module):
       conv7 = ``Conv2d(4096w, 4096w, 1)``, ReLU, Dropout, score =
       ``Conv2d(4096w, num_classes, 1)``;
     * ``self.upsample``: ``ConvTranspose2d(num_classes, num_classes, 64, stride=32,
-      padding=16, bias=False)``, initialised to bilinear upsampling.
+      padding=16, bias=False)``, set to bilinear upsampling and, as in the FCN paper,
+      not trained (``requires_grad=False``; a learned one is accepted too).
+
+    Initialise the convolutions as torchvision's VGG does (Kaiming normal,
+    ``mode="fan_out"``, zero biases) and the score layer's weights to zero: with
+    PyTorch's default initialisation a 13-layer VGG without batch norm hardly
+    trains from scratch.
 
     ``forward`` returns logits of the input's size for any size: an input whose
     sides are not multiples of 32 is zero-padded at the bottom and right up to
@@ -74,10 +80,13 @@ class FCN32s(nn.Module):
             ``width=1``. ``features`` are loaded as they are; fc6/fc7
             (``classifier.0``, ``classifier.3``) are reshaped into conv6/conv7.
         dropout (float): dropout probability after conv6 and conv7.
+        batch_norm (bool): optional, not graded: a BatchNorm2d after each trunk
+            convolution, laid out as ``torchvision.models.vgg16_bn().features``
+            (a plain VGG16 trunk trains very slowly from scratch; see the README).
     """
 
     def __init__(self, num_classes: int = 7, width: float = 1.0, backbone_weights: str | Path | None = None,
-                 dropout: float = 0.5):
+                 dropout: float = 0.5, batch_norm: bool = False):
         super().__init__()
         if width <= 0:
             raise ValueError(f"width must be positive, got {width}")
@@ -89,7 +98,10 @@ class FCN32s(nn.Module):
                 layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
             else:
                 out = max(1, int(item * width))
-                layers += [nn.Conv2d(channels, out, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+                layers.append(nn.Conv2d(channels, out, kernel_size=3, padding=1))
+                if batch_norm:
+                    layers.append(nn.BatchNorm2d(out))
+                layers.append(nn.ReLU(inplace=True))
                 channels = out
         self.features = nn.Sequential(*layers)
         fc = max(1, int(4096 * width))
@@ -100,8 +112,14 @@ class FCN32s(nn.Module):
         )
         self.upsample = nn.ConvTranspose2d(num_classes, num_classes, kernel_size=64, stride=32, padding=16,
                                            bias=False)
+        for module in self.modules():  # torchvision's VGG initialisation (trainable from scratch)
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+                nn.init.zeros_(module.bias)
+        nn.init.zeros_(self.head[-1].weight)  # the score layer starts at zero, as in the FCN paper
         with torch.no_grad():
             self.upsample.weight.copy_(bilinear_kernel(num_classes, 64))
+        self.upsample.weight.requires_grad_(False)  # the paper keeps FCN32s' final upsampling bilinear
         if backbone_weights is not None:
             if width != 1:
                 raise ValueError(f"VGG16 weights need width=1, got width={width}")

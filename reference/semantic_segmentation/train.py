@@ -6,7 +6,8 @@
 Uses your ``seg_models``, ``seg_losses``, ``seg_metrics`` and ``seg_dataset``:
 each epoch trains with Adam, then evaluates the pooled mIoU on the validation
 folder and keeps the best checkpoint (``{"arch", "num_classes", "width", "model"}``,
-which ``inference.py --checkpoint`` reads).
+which ``inference.py --checkpoint`` reads). ``--batch_norm`` trains FCN32s on a
+VGG16-BN trunk: from random weights a plain VGG16 trunk trains very slowly.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from seg_models import FCN32s, deeplabv3, segmentation_logits
 from torch.utils.data import DataLoader
 
 
-def build_model(arch: str, num_classes: int, width: float = 1.0, backbone_weights: str | None = None):
+def build_model(arch: str, num_classes: int, width: float = 1.0, backbone_weights: str | None = None,
+                batch_norm: bool = False):
     if arch == "fcn32s":
-        return FCN32s(num_classes=num_classes, width=width, backbone_weights=backbone_weights)
+        return FCN32s(num_classes=num_classes, width=width, backbone_weights=backbone_weights, batch_norm=batch_norm)
     if arch == "deeplabv3":
         return deeplabv3(num_classes=num_classes, checkpoint=backbone_weights)
     raise ValueError(f"unknown arch {arch!r}; expected 'fcn32s' or 'deeplabv3'")
@@ -45,7 +47,8 @@ def validate(model, loader, num_classes: int, device: str) -> float:
 def fit(train_dir: str | Path, val_dir: str | Path, arch: str = "fcn32s", epochs: int = 10, batch_size: int = 4,
         lr: float = 1e-3, width: float = 1.0, loss: str = "poly1", epsilon: float = 1.0,
         image_size: tuple[int, int] | None = None, hflip: float = 0.5, seed: int = 0, device: str = "cpu",
-        out: str | Path | None = None, backbone_weights: str | None = None, log=print) -> dict:
+        out: str | Path | None = None, backbone_weights: str | None = None, batch_norm: bool = False,
+        log=print) -> dict:
     """Train and validate; return the history ``{"loss": [...], "miou": [...], "best_miou", "seconds"}``."""
     torch.manual_seed(seed)
     num_classes = len(SAT_CLASSES)
@@ -55,7 +58,7 @@ def fit(train_dir: str | Path, val_dir: str | Path, arch: str = "fcn32s", epochs
     train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=True,
                               generator=torch.Generator().manual_seed(seed))
     val_loader = DataLoader(val_set, batch_size=batch_size)
-    model = build_model(arch, num_classes, width, backbone_weights).to(device)
+    model = build_model(arch, num_classes, width, backbone_weights, batch_norm).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history: dict = {"loss": [], "miou": [], "best_miou": float("nan")}
     start = time.perf_counter()
@@ -70,7 +73,7 @@ def fit(train_dir: str | Path, val_dir: str | Path, arch: str = "fcn32s", epochs
             optimizer.zero_grad()
             value.backward()
             optimizer.step()
-            total += float(value)
+            total += float(value.detach())
             batches += 1
         miou = validate(model, val_loader, num_classes, device)
         history["loss"].append(total / max(batches, 1))
@@ -78,8 +81,8 @@ def fit(train_dir: str | Path, val_dir: str | Path, arch: str = "fcn32s", epochs
         if miou > best:
             best = miou
             if out is not None:
-                torch.save({"arch": arch, "num_classes": num_classes, "width": width, "model": model.state_dict()},
-                           out)
+                torch.save({"arch": arch, "num_classes": num_classes, "width": width, "batch_norm": batch_norm,
+                            "model": model.state_dict()}, out)
         log(f"epoch {epoch + 1}/{epochs}: loss {history['loss'][-1]:.4f}  val mIoU {miou:.4f}")
     history["best_miou"] = best
     history["seconds"] = time.perf_counter() - start
@@ -97,6 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--width", type=float, default=1.0)
     parser.add_argument("--loss", choices=("poly1", "ce"), default="poly1")
+    parser.add_argument("--batch_norm", action="store_true", help="FCN32s on a VGG16-BN trunk")
     parser.add_argument("--epsilon", type=float, default=1.0)
     parser.add_argument("--image_size", type=int, default=None, help="resize to a square of this side")
     parser.add_argument("--backbone_weights", default=None, help="local VGG16 / DeepLabv3 checkpoint")
@@ -107,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     size = (args.image_size, args.image_size) if args.image_size else None
     history = fit(args.train_dir, args.val_dir, args.arch, args.epochs, args.batch_size, args.lr, args.width,
                   args.loss, args.epsilon, size, seed=args.seed, device=args.device, out=args.out,
-                  backbone_weights=args.backbone_weights)
+                  backbone_weights=args.backbone_weights, batch_norm=args.batch_norm)
     print(f"best val mIoU {history['best_miou']:.4f} in {history['seconds']:.0f} s; saved {args.out}")
 
 

@@ -59,7 +59,13 @@ class FCN32s(nn.Module):
       conv7 = ``Conv2d(4096w, 4096w, 1)``, ReLU, Dropout, score =
       ``Conv2d(4096w, num_classes, 1)``;
     * ``self.upsample``: ``ConvTranspose2d(num_classes, num_classes, 64, stride=32,
-      padding=16, bias=False)``, initialised to bilinear upsampling.
+      padding=16, bias=False)``, set to bilinear upsampling and, as in the FCN paper,
+      not trained (``requires_grad=False``; a learned one is accepted too).
+
+    Initialise the convolutions as torchvision's VGG does (Kaiming normal,
+    ``mode="fan_out"``, zero biases) and the score layer's weights to zero: with
+    PyTorch's default initialisation a 13-layer VGG without batch norm hardly
+    trains from scratch.
 
     ``forward`` returns logits of the input's size for any size: an input whose
     sides are not multiples of 32 is zero-padded at the bottom and right up to
@@ -74,10 +80,13 @@ class FCN32s(nn.Module):
             ``width=1``. ``features`` are loaded as they are; fc6/fc7
             (``classifier.0``, ``classifier.3``) are reshaped into conv6/conv7.
         dropout (float): dropout probability after conv6 and conv7.
+        batch_norm (bool): optional, not graded: a BatchNorm2d after each trunk
+            convolution, laid out as ``torchvision.models.vgg16_bn().features``
+            (a plain VGG16 trunk trains very slowly from scratch; see the README).
     """
 
     def __init__(self, num_classes: int = 7, width: float = 1.0, backbone_weights: str | Path | None = None,
-                 dropout: float = 0.5):
+                 dropout: float = 0.5, batch_norm: bool = False):
         super().__init__()
         if width <= 0:
             raise ValueError(f"width must be positive, got {width}")

@@ -90,7 +90,12 @@ def test_fcn32s_trunk_is_torchvision_vgg16(ref):
     vgg = torchvision.models.vgg16(weights=None).features
     model = ref.seg_models.FCN32s(num_classes=7, width=1.0)
     assert {k: v.shape for k, v in vgg.state_dict().items()} == {k: v.shape for k, v in model.features.state_dict().items()}
-    assert ref.seg_models.count_parameters(model) == ref.seg_models.fcn32s_num_parameters(7, 1.0) == 134_489_927
+    total = sum(p.numel() for p in model.parameters())
+    assert total == ref.seg_models.fcn32s_num_parameters(7, 1.0) == 134_489_927
+    assert not model.upsample.weight.requires_grad  # FCN32s' final upsampling stays bilinear
+    bn = torchvision.models.vgg16_bn(weights=None).features
+    model_bn = ref.seg_models.FCN32s(num_classes=7, width=1.0, batch_norm=True)
+    assert {k: v.shape for k, v in bn.state_dict().items()} == {k: v.shape for k, v in model_bn.features.state_dict().items()}
 
 
 @settings(max_examples=40)
