@@ -26,8 +26,8 @@ import numpy as np
 
 SAT_PALETTE = ((0, 255, 255), (255, 255, 0), (255, 0, 255), (0, 255, 0), (0, 0, 255), (255, 255, 255), (0, 0, 0))
 # Mean RGB and texture amplitude of each satellite class in the images.
-SAT_LOOK = (((150, 150, 160), 30), ((200, 180, 90), 12), ((170, 140, 110), 20), ((40, 100, 40), 25),
-            ((30, 60, 150), 6), ((215, 205, 190), 10), ((70, 70, 70), 15))
+SAT_LOOK = (((150, 150, 160), 10), ((200, 180, 90), 5), ((170, 120, 100), 7), ((40, 100, 40), 8),
+            ((30, 60, 150), 3), ((225, 215, 200), 4), ((70, 70, 70), 6))
 IDD_LEVEL3_IDS = tuple(range(27))
 
 
@@ -59,7 +59,7 @@ def satellite_image(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     amplitude = np.array([look[1] for look in SAT_LOOK], dtype=np.float64)
     noise = rng.normal(0, 1, size=(height, width, 3))
     # a little shared brightness variation per image, as between satellite tiles
-    shade = rng.uniform(-12, 12)
+    shade = rng.uniform(-8, 8)
     pixels = means[mask] + amplitude[mask][..., None] * noise + shade
     return np.clip(pixels, 0, 255).round().astype(np.uint8)
 

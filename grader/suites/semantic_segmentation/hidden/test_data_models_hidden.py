@@ -15,7 +15,7 @@ from torchvision.models.vgg import cfgs, make_layers
 
 from grader.compare import assert_close, assert_equal, check, describe_call
 from grader.data.semantic_segmentation import make_idd, make_satellite
-from grader.student import num_parameters, student_raises, value_and_grad
+from grader.student import module_info, num_parameters, student_raises, value_and_grad
 
 SAT_PALETTE = ((0, 255, 255), (255, 255, 0), (255, 0, 255), (0, 255, 0), (0, 0, 255), (255, 255, 255), (0, 0, 0))
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -137,6 +137,12 @@ def test_fcn32s_width_and_gradients(student, reference):
     got = num_parameters(model)
     check(got == expected, f"expected {expected:,} parameters, got {got:,}", call="FCN32s(num_classes=5, width=0.25)",
           hint="every channel count times width, rounded down (int)")
+    # a score layer initialised to zero (as in the FCN paper) blocks every gradient: give it random weights
+    fc = int(4096 * 0.25)
+    score = [name for name, shape, _, _ in module_info(model)["parameters"] if tuple(shape) == (5, fc, 1, 1)]
+    check(len(score) == 1, f"expected one score layer of shape [5, {fc}, 1, 1], found {score}")
+    model.load_state_dict({score[0]: torch.randn(5, fc, 1, 1, generator=torch.Generator().manual_seed(6))},
+                          strict=False)
     model, _net = model.eval(), model  # two proxies of one object: keep both alive to the end
     x = torch.randn(1, 3, 40, 40, generator=torch.Generator().manual_seed(7))
     first, second = model(x), model(x)
