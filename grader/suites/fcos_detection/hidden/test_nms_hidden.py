@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from grader.compare import assert_close, assert_equal, describe_call
+from grader.compare import assert_equal, describe_call
 
 
 @st.composite
@@ -23,7 +23,7 @@ def scenes(draw, max_boxes: int = 40):
 
 
 @pytest.mark.weight(1)
-@pytest.mark.number("3.5")
+@pytest.mark.number("8.5")
 def test_nms_iou_equal_to_threshold_is_kept(student):
     """nms suppresses only when IoU is strictly greater than the threshold"""
     boxes = torch.tensor([[0.0, 0.0, 3.0, 1.0], [1.0, 0.0, 4.0, 1.0]])  # IoU exactly 0.5
@@ -34,7 +34,7 @@ def test_nms_iou_equal_to_threshold_is_kept(student):
 
 
 @pytest.mark.weight(1)
-@pytest.mark.number("3.6")
+@pytest.mark.number("8.6")
 def test_nms_equal_scores_in_index_order(student):
     """nms visits equal scores in index order"""
     boxes = torch.tensor([[0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 2.0, 2.1], [10.0, 10.0, 12.0, 12.0]])
@@ -45,7 +45,8 @@ def test_nms_equal_scores_in_index_order(student):
 
 
 @pytest.mark.weight(1)
-@pytest.mark.number("3.7")
+@pytest.mark.number("8.7")
+@settings(max_examples=30)
 @given(scenes())
 def test_nms_random_scenes(student, reference, scene):
     """nms on random scenes with ties and boundary IoUs"""
@@ -56,18 +57,8 @@ def test_nms_random_scenes(student, reference, scene):
 
 
 @pytest.mark.weight(1)
-@pytest.mark.number("3.8")
-@given(scenes(max_boxes=25))
-def test_box_iou_random_scenes(student, reference, scene):
-    """box_iou on random scenes"""
-    boxes, _, _ = scene
-    expected = reference.detection_utils.box_iou(boxes, boxes.flip(0))
-    got = student.detection_utils.box_iou(boxes, boxes.flip(0))
-    assert_close(got, expected, call=describe_call("box_iou", boxes, boxes.flip(0)))
-
-
-@pytest.mark.weight(2)
-@pytest.mark.number("3.9")
+@pytest.mark.number("8.8")
+@settings(max_examples=30)
 @given(scenes(), st.lists(st.integers(0, 3), min_size=40, max_size=40))
 def test_class_spec_nms_random_scenes(student, reference, scene, labels):
     """class_spec_nms on random scenes with several classes"""
