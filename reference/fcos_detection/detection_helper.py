@@ -23,6 +23,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
+import detection_utils
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
@@ -382,7 +383,6 @@ def evaluate_detector(detector: torch.nn.Module, dataset: torch.utils.data.Datas
     Returns:
         (Tensor[num_classes], float): AP per class (NaN without ground truth) and mAP.
     """
-    from detection_utils import compute_map
     from tqdm import tqdm
 
     base, indices = dataset, list(range(len(dataset)))
@@ -400,5 +400,5 @@ def evaluate_detector(detector: torch.nn.Module, dataset: torch.utils.data.Datas
         flags = base.difficult_flags(index) if hasattr(base, "difficult_flags") else \
             torch.zeros(gt_boxes.shape[0], dtype=torch.bool)
         difficult.append(flags)
-    return compute_map(detections, ground_truths, num_classes, iou_threshold=iou_threshold,
+    return detection_utils.compute_map(detections, ground_truths, num_classes, iou_threshold=iou_threshold,
                        use_07_metric=use_07_metric, difficult=difficult)

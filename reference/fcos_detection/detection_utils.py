@@ -230,15 +230,28 @@ def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
 
 
 # BEGIN SOLUTION NO PROMPT
-def _overlap_above(coords: Tensor, area: Tensor, rows: Tensor, cols: Tensor, threshold: float,
+def _threshold_test(threshold: float, dtype: torch.dtype) -> tuple[float, bool]:
+    """(t, inclusive) such that ``iou > threshold`` in float64 equals ``iou >= t`` / ``iou > t`` in ``dtype``.
+
+    torchvision compares the IoU (computed in the boxes' dtype) with the double
+    threshold. For a float32 IoU ``x``: if ``float32(threshold)`` rounded up,
+    ``x > threshold`` iff ``x >= float32(threshold)``; otherwise iff ``x > float32(threshold)``.
+    """
+    rounded = torch.tensor(threshold, dtype=dtype).item()
+    return rounded, rounded > threshold
+
+
+def _overlap_above(coords: Tensor, area: Tensor, rows: Tensor, cols: Tensor, threshold: tuple[float, bool],
                    class_ids: Tensor | None) -> Tensor:
-    """``IoU(box[rows[i]], box[cols[j]]) > threshold`` (same class only), in torchvision's float arithmetic."""
+    """``IoU(box[rows[i]], box[cols[j]]) > threshold`` (same class only), in torchvision's arithmetic."""
     x1, y1, x2, y2 = coords
     width = (torch.minimum(x2[rows, None], x2[cols]) - torch.maximum(x1[rows, None], x1[cols])).clamp_(min=0)
     height = (torch.minimum(y2[rows, None], y2[cols]) - torch.maximum(y1[rows, None], y1[cols])).clamp_(min=0)
     inter = width.mul_(height)
     union = (area[rows, None] + area[cols]) - inter
-    above = inter.div_(union) > threshold
+    value, inclusive = threshold
+    iou = inter.div_(union)
+    above = iou >= value if inclusive else iou > value
     if class_ids is not None:
         above &= class_ids[rows, None] == class_ids[cols]
     return above
@@ -250,6 +263,7 @@ def _greedy_nms(boxes: Tensor, scores: Tensor, iou_threshold: float, class_ids: 
     if boxes.numel() == 0:
         return torch.empty(0, dtype=torch.long, device=boxes.device)
     order = torch.sort(scores, descending=True, stable=True).indices
+    threshold = _threshold_test(iou_threshold, boxes.dtype)
     coords = boxes[order].t().contiguous()
     area = (coords[2] - coords[0]) * (coords[3] - coords[1])
     classes = class_ids[order] if class_ids is not None else None
@@ -259,14 +273,14 @@ def _greedy_nms(boxes: Tensor, scores: Tensor, iou_threshold: float, class_ids: 
     for start in range(0, count, block):
         candidates = torch.arange(start, min(start + block, count), device=boxes.device)
         if num_kept:
-            suppressed = _overlap_above(coords, area, kept[:num_kept], candidates, iou_threshold, classes).any(0)
+            suppressed = _overlap_above(coords, area, kept[:num_kept], candidates, threshold, classes).any(0)
             candidates = candidates[~suppressed]
         if candidates.numel() == 0:
             continue
         # Inside the block the greedy result is the fixed point of
         # keep[j] = not any(keep[i] and overlap[i, j] for i < j); it is reached
         # in at most (longest chain of suppressions) steps.
-        overlap = _overlap_above(coords, area, candidates, candidates, iou_threshold, classes).triu_(diagonal=1)
+        overlap = _overlap_above(coords, area, candidates, candidates, threshold, classes).triu_(diagonal=1)
         keep = torch.ones(candidates.numel(), dtype=torch.bool, device=boxes.device)
         while True:
             new_keep = ~(overlap & keep[:, None]).any(0)
@@ -286,6 +300,9 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float = 0.5) -> Tensor:
     Visit boxes from the highest score down; keep a box unless its IoU with an
     already kept box is strictly greater than ``iou_threshold``. Equal scores
     are visited in index order (a stable sort), as ``torchvision.ops.nms`` does.
+    (torchvision compares the float32 IoU with the threshold in float64; with
+    thresholds that are exact in float32, such as 0.5, that is the same as
+    comparing in float32.)
 
     Args:
         boxes (Tensor[N, 4]): boxes ``(x1, y1, x2, y2)``, float.

@@ -188,6 +188,9 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float = 0.5) -> Tensor:
     Visit boxes from the highest score down; keep a box unless its IoU with an
     already kept box is strictly greater than ``iou_threshold``. Equal scores
     are visited in index order (a stable sort), as ``torchvision.ops.nms`` does.
+    (torchvision compares the float32 IoU with the threshold in float64; with
+    thresholds that are exact in float32, such as 0.5, that is the same as
+    comparing in float32.)
 
     Args:
         boxes (Tensor[N, 4]): boxes ``(x1, y1, x2, y2)``, float.

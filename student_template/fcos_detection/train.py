@@ -28,16 +28,10 @@ import argparse
 import json
 import math
 import os
-import sys
 from dataclasses import dataclass, field
 
 import torch
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:  # `python -m ...train` from elsewhere: the handout's files import each other flat
-    sys.path.insert(0, HERE)
-
-from detection_helper import (  # noqa: E402
+from detection_helper import (
     VOC2007DetectionTiny,
     detection_visualizer,
     evaluate_detector,
@@ -45,7 +39,7 @@ from detection_helper import (  # noqa: E402
     inverse_normalize,
     train_detector,
 )
-from one_stage_detector import FCOS  # noqa: E402
+from one_stage_detector import FCOS
 
 NUM_CLASSES = 20
 BATCH_SIZE = 16

@@ -98,7 +98,8 @@ def voc_eval(detections: list, ground_truths: list, num_classes: int, iou_thresh
 
 def greedy_nms(boxes: list[list[float]], scores: list[float], threshold: float,
                classes: list[int] | None = None) -> list[int]:
-    """Textbook greedy NMS, float32 IoU as torchvision computes it (``inter / (a1 + a2 - inter)``)."""
+    """Textbook greedy NMS, float32 IoU as torchvision computes it (``inter / (a1 + a2 - inter)``), compared
+    with the threshold in float64."""
     import numpy as np
 
     b = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
@@ -113,7 +114,7 @@ def greedy_nms(boxes: list[list[float]], scores: list[float], threshold: float,
             w = max(np.float32(0), min(b[i, 2], b[k, 2]) - max(b[i, 0], b[k, 0]))
             h = max(np.float32(0), min(b[i, 3], b[k, 3]) - max(b[i, 1], b[k, 1]))
             inter = np.float32(w * h)
-            if inter / np.float32(area[i] + area[k] - inter) > threshold:
+            if float(inter / np.float32(area[i] + area[k] - inter)) > threshold:
                 ok = False
                 break
         if ok:

@@ -125,7 +125,7 @@ def test_inference_hand_made(student):
                       "y to [0, H]")
 
 
-@pytest.mark.weight(2)
+@pytest.mark.weight(1)
 @pytest.mark.number("7.2")
 def test_eval_forward_detections(student):
     """FCOS in eval mode returns valid detections for one image"""

@@ -59,7 +59,7 @@ def _features(batch: int, channels: int, sizes: dict, seed: int = 0) -> dict:
     return {level: torch.randn(batch, channels, h, w, generator=generator) for level, (h, w) in sizes.items()}
 
 
-@pytest.mark.weight(2)
+@pytest.mark.weight(1)
 @pytest.mark.number("2.1")
 def test_prediction_network_shapes(student):
     """FCOSPredictionNetwork returns [class logits, box deltas, centerness logits] as (B, H*W, C) dicts"""
@@ -97,7 +97,7 @@ def test_prediction_network_layers(student):
                  hint="keep the given line that sets pred_cls's bias to -log(99)")
 
 
-@pytest.mark.weight(2)
+@pytest.mark.weight(1)
 @pytest.mark.number("2.3")
 def test_prediction_network_channels_last(student, fcos_kit):
     """with zero conv weights every location predicts the biases: channels end up last, per location"""
@@ -117,7 +117,7 @@ def test_prediction_network_channels_last(student, fcos_kit):
                               "reshape of (B, C, H, W) to (B, H * W, C) mixes channels and locations")
 
 
-@pytest.mark.weight(2)
+@pytest.mark.weight(1)
 @pytest.mark.number("2.4")
 def test_prediction_network_stems(student, fcos_kit):
     """class logits come from stem_cls; box deltas and centerness from stem_box"""

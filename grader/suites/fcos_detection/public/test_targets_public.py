@@ -23,7 +23,7 @@ def column_major(height: int, width: int, stride: int) -> torch.Tensor:
     return torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=1).float().add(0.5).mul(stride)
 
 
-@pytest.mark.weight(2)
+@pytest.mark.weight(1)
 @pytest.mark.number("3.1")
 def test_location_coords_official_rows(student):
     """get_fpn_location_coords: centres at stride * (i + 0.5), first rows as in the course's test"""
@@ -81,7 +81,7 @@ HAND_BOXES = torch.tensor([[0.0, 0.0, 40.0, 40.0, 1.0], [0.0, 0.0, 100.0, 100.0,
                            [10.0, 10.0, 300.0, 200.0, 3.0], [0.0, 0.0, 40.0, 40.0, 4.0], BG])
 
 
-@pytest.mark.weight(3)
+@pytest.mark.weight(2)
 @pytest.mark.number("4.1")
 def test_match_hand_made_scene(student):
     """fcos_match_locations_to_gt on nested boxes: level ranges, smallest box, strict inside, background"""
@@ -109,7 +109,7 @@ def test_match_empty_and_padding(student):
                      hint="with nothing to match, return (N, 5) rows of -1 per level (no error on M = 0)")
 
 
-@pytest.mark.weight(2)
+@pytest.mark.weight(1)
 @pytest.mark.number("5.1")
 def test_deltas_golden(student):
     """fcos_get_deltas_from_locations: the course's golden deltas, background -1, 4- or 5-column boxes"""
