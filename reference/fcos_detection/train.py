@@ -102,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="images of the overfitting subset")
     parser.add_argument("--max_iters", type=int, default=None, help="default: 250 (overfit) / 9000 (full)")
     parser.add_argument("--lr", type=float, default=None, help="default: 5e-3 (overfit) / 8e-3 (full)")
+    parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
+                        help="SGD with momentum (the course's) or Adam (fits from random weights much faster)")
+    parser.add_argument("--eval_period", type=int, default=0,
+                        help="every N iterations log the mAP (training subset with --overfit, else val); 0: never")
     parser.add_argument("--log_period", type=int, default=None)
     parser.add_argument("--fpn_channels", type=int, default=64)
     parser.add_argument("--stem_channels", type=int, nargs="+", default=[64, 64])
@@ -112,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log_dir", default="detection_logs")
     parser.add_argument("--device", default=HyperParameters.device)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num_threads", type=int, default=0,
+                        help="CPU threads of torch (0: torch's default; 1 is fastest on a busy shared machine)")
     parser.add_argument("--score_thresh", type=float, default=None, help="default: 0.7 (test) / 0.05 (mAP)")
     parser.add_argument("--nms_thresh", type=float, default=0.5)
     parser.add_argument("--use_07_metric", action="store_true", help="VOC2007 11-point AP")
@@ -170,7 +176,14 @@ def save_loss_plot(history: list[dict], path: str) -> None:
     ax.set_xlabel("iteration")
     ax.set_ylabel("loss")
     ax.set_yscale("log")
-    ax.legend()
+    ax.legend(loc="upper right")
+    evaluated = [h for h in history if "mAP" in h]
+    if evaluated:
+        twin = ax.twinx()
+        twin.plot([h["iter"] for h in evaluated], [h["mAP"] for h in evaluated], "k--o", label="mAP@0.5")
+        twin.set_ylabel("mAP@0.5")
+        twin.set_ylim(0, 1)
+        twin.legend(loc="center right")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -207,6 +220,8 @@ def ensure_synthetic_data(data_dir: str, seed: int = 0) -> None:
 def main(args: argparse.Namespace) -> dict:
     """Run what the flags ask for; returns a summary (losses, mAP) for scripts and tests."""
     torch.manual_seed(args.seed)
+    if args.num_threads > 0:
+        torch.set_num_threads(args.num_threads)
     if args.synthetic:
         ensure_synthetic_data(args.data_dir, args.seed)
     print("Loading data...")
@@ -232,13 +247,21 @@ def main(args: argparse.Namespace) -> dict:
     if args.load_checkpoint:
         detector.load_state_dict(torch.load(args.load_checkpoint, map_location="cpu", weights_only=True))
 
+    # The overfitting check is about the training subset itself; full training is judged on val.
+    evaluated = train_dataset if args.overfit else val_dataset
+
+    def current_map(model: torch.nn.Module) -> float:
+        return evaluate_detector(model, evaluated, NUM_CLASSES, score_thresh=0.05, nms_thresh=args.nms_thresh,
+                                 use_07_metric=args.use_07_metric, device=hyperparams.device, progress=False)[1]
+
     if hyperparams.max_iters > 0:
         print("Training model...")
         history = train_detector(detector, train_loader, learning_rate=hyperparams.lr,
                                  max_iters=hyperparams.max_iters, log_period=hyperparams.log_period,
                                  overfit=args.overfit, device=hyperparams.device, log_dir=args.log_dir,
                                  checkpoint_path=args.checkpoint, checkpoint_period=max(1, hyperparams.max_iters // 5),
-                                 progress=args.progress)
+                                 progress=args.progress, optimizer=args.optimizer,
+                                 eval_fn=current_map if args.eval_period else None, eval_period=args.eval_period)
         summary["history"] = history
         os.makedirs(args.log_dir, exist_ok=True)
         save_loss_plot(history, os.path.join(args.log_dir, "loss.png"))
@@ -257,8 +280,6 @@ def main(args: argparse.Namespace) -> dict:
                                 progress=args.progress)
         print(f"Example detections logged to TensorBoard in {args.log_dir} (test/detections)")
         return summary
-    # The overfitting check is about the training subset itself; full training is judged on val.
-    evaluated = train_dataset if args.overfit else val_dataset
     ap, mean_ap = evaluate_detector(detector, evaluated, NUM_CLASSES,
                                     score_thresh=args.score_thresh if args.score_thresh is not None else 0.05,
                                     nms_thresh=args.nms_thresh, use_07_metric=args.use_07_metric,
