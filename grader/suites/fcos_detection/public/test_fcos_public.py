@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from torchvision.ops import sigmoid_focal_loss
 
 from grader.compare import assert_close, check, describe_call
 
@@ -29,6 +30,13 @@ GOLDEN_LOSSES = [
 ]
 
 
+def _scalars(losses) -> dict:
+    if not isinstance(losses, dict):
+        return losses
+    return {k: (v.detach().reshape(()) if isinstance(v, torch.Tensor) and v.numel() == 1 else v)
+            for k, v in losses.items()}
+
+
 def _fcos(student):
     return student.one_stage_detector.FCOS(num_classes=NUM_CLASSES, fpn_channels=FPN_CHANNELS, stem_channels=STEM)
 
@@ -48,14 +56,26 @@ def test_losses_with_constant_predictions(student):
     for step, (expected, normalizer) in enumerate(GOLDEN_LOSSES):
         losses = model(images, LOSS_GT)
         check(isinstance(losses, dict), f"training forward should return a dict of losses, got {losses!r}", call=call)
-        losses = {k: (v.detach().reshape(()) if isinstance(v, torch.Tensor) and v.numel() == 1 else v)
-                  for k, v in losses.items()}
+        losses = _scalars(losses)
         assert_close(losses, {k: torch.tensor(v) for k, v in expected.items()}, call=call, rtol=2e-4, atol=1e-5,
                      what=f"losses of call {step + 1}",
                      hint="focal loss on one-hot classes (zeros for background); 0.25 * L1 on deltas and BCE on "
                           "centerness, both zero at background; each summed and divided by normalizer * B")
         assert_close(float(model._normalizer), normalizer, rtol=1e-6, what=f"_normalizer after call {step + 1}",
                      hint="keep the given EMA update of the normalizer (before computing the losses)")
+    # A batch without objects: every location is background, so the class loss is torchvision's focal loss of
+    # the constant logits against all-zero targets, and the other two losses are 0.
+    empty = torch.full((2, 3, 5), -1.0)
+    losses = _scalars(model(images, empty))
+    normalizer = 0.9 * GOLDEN_LOSSES[-1][1]
+    locations = 16 * 20 + 8 * 10 + 4 * 5
+    logits = CONSTANT_HEAD["pred_cls"].expand(2, locations, -1)
+    focal = sigmoid_focal_loss(logits, torch.zeros_like(logits), alpha=0.25, gamma=2.0, reduction="sum")
+    expected = {"loss_cls": focal / (normalizer * 2), "loss_box": torch.tensor(0.0), "loss_ctr": torch.tensor(0.0)}
+    assert_close(losses, expected, rtol=2e-4, atol=1e-6, what="losses of a batch without objects",
+                 call=describe_call("FCOS(6, 16, [16, 16]).forward", images, empty),
+                 hint="torchvision.ops.sigmoid_focal_loss(logits, one_hot_targets) summed over all locations and "
+                      "classes; no box or centerness loss where there is no object")
 
 
 INFERENCE_LOCATIONS = {
