@@ -28,3 +28,14 @@ def ref():
     for name, module in modules.items():
         setattr(space, name, module)
     return space
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Small tensors on a shared 2-core machine: one intra-op thread is much faster (restored afterwards)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
