@@ -50,7 +50,7 @@ def test_nms_equal_scores_in_index_order(student):
 
 @pytest.mark.weight(1)
 @pytest.mark.number("8.7")
-@settings(max_examples=30)
+@settings(max_examples=20)
 @given(scenes())
 def test_nms_random_scenes(student, reference, scene):
     """nms on random scenes with ties and boundary IoUs"""
@@ -62,7 +62,7 @@ def test_nms_random_scenes(student, reference, scene):
 
 @pytest.mark.weight(1)
 @pytest.mark.number("8.8")
-@settings(max_examples=30)
+@settings(max_examples=20)
 @given(scenes(), st.lists(st.integers(0, 3), min_size=40, max_size=40))
 def test_class_spec_nms_random_scenes(student, reference, scene, labels):
     """class_spec_nms on random scenes with several classes"""

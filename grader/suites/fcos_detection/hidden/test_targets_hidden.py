@@ -79,7 +79,7 @@ def scenes(draw):
 
 @pytest.mark.weight(3)
 @pytest.mark.number("4.4")
-@settings(max_examples=25)
+@settings(max_examples=15)
 @given(boxes=scenes())
 def test_match_random_scenes(student, reference, boxes):
     """fcos_match_locations_to_gt on random scenes equals the reference"""
