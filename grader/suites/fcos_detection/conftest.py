@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from grader.compare import GradingFailure
+from grader.sandbox.client import handle_of
 from grader.student import module_info
 
 FPN_STRIDES = {"p3": 8, "p4": 16, "p5": 32}
@@ -105,8 +106,19 @@ def _hold_proxy_releases(request: pytest.FixtureRequest) -> Any:
         yield
     finally:
         del connection._release
+        shared = {handle_of(proxy).id for (generation, _), proxy in _shared(connection).items()
+                  if generation == connection.generation}
         for hid, generation in held:
-            connection._release(hid, generation)
+            if hid not in shared:
+                connection._release(hid, generation)
+
+
+def _shared(connection: Any) -> dict:
+    """Student objects that several tests use (``FCOSKit.shared``), kept on the connection."""
+    cache = connection.__dict__.get("_fcos_suite_shared")
+    if cache is None:
+        cache = connection.__dict__["_fcos_suite_shared"] = {}
+    return cache
 
 
 def seeded_state(module: nn.Module, seed: int) -> dict[str, torch.Tensor]:
@@ -165,6 +177,22 @@ class FCOSKit:
 
     def __init__(self, student: Any):
         self.student = student
+
+    def shared(self, key: str, factory: Any) -> Any:
+        """A student object built once per worker by ``factory()`` and reused by the tests that ask for ``key``.
+
+        Only for tests that do not depend on what earlier tests did to it (a
+        model used for ``inference`` or inspected for shapes). Built again
+        after a worker crash.
+        """
+        connection = self.student.connection
+        cache = _shared(connection)
+        entry = (connection.generation, key)
+        if entry not in cache:
+            for stale in [k for k in cache if k[0] != connection.generation]:
+                del cache[stale]
+            cache[entry] = factory()
+        return cache[entry]
 
     def trunk(self, seed: int = 0) -> Twin:
         """A stand-in for the RegNet trunk: features ``c3, c4, c5`` with 64/160/400 channels, strides 8/16/32."""

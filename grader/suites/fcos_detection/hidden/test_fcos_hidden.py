@@ -111,7 +111,7 @@ def _random_predictions(seed: int, sizes: dict) -> tuple:
 @pytest.mark.weight(3)
 @pytest.mark.number("7.3")
 @pytest.mark.parametrize("seed", [51, 52, 53])
-def test_inference_matches_reference(student, reference, seed):
+def test_inference_matches_reference(student, reference, fcos_kit, seed):
     """FCOS.inference on random predictions equals the reference (threshold, decoding, clipping, NMS)"""
     height, width = 64, 96
     sizes = {"p3": (8, 12), "p4": (4, 6), "p5": (2, 3)}
@@ -121,7 +121,9 @@ def test_inference_matches_reference(student, reference, seed):
     cls, deltas, ctr = _random_predictions(seed, sizes)
     thresholds = {51: (0.3, 0.5), 52: (0.45, 0.3), 53: (0.2, 0.7)}[seed]
     images = torch.zeros(1, 3, height, width)
-    model = student.one_stage_detector.FCOS(num_classes=NUM_CLASSES, fpn_channels=CHANNELS, stem_channels=STEM)
+    # The same FCOS as the public inference tests (num_classes 6, 16 channels), built once per worker.
+    model = fcos_kit.shared("fcos-inference", lambda: student.one_stage_detector.FCOS(
+        num_classes=NUM_CLASSES, fpn_channels=CHANNELS, stem_channels=STEM))
     model.eval()
     got = model.inference(images, locations, cls, deltas, ctr, test_score_thresh=thresholds[0],
                           test_nms_thresh=thresholds[1])

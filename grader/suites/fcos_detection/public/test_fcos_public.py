@@ -41,6 +41,11 @@ def _fcos(student):
     return student.one_stage_detector.FCOS(num_classes=NUM_CLASSES, fpn_channels=FPN_CHANNELS, stem_channels=STEM)
 
 
+def _shared_fcos(student, fcos_kit):
+    """One FCOS for the tests that only run inference with it (built once per worker)."""
+    return fcos_kit.shared("fcos-inference", lambda: _fcos(student))
+
+
 @pytest.mark.weight(3)
 @pytest.mark.number("6.1")
 def test_losses_with_constant_predictions(student):
@@ -116,9 +121,9 @@ def _by_score(boxes, classes, scores):
 
 @pytest.mark.weight(3)
 @pytest.mark.number("7.1")
-def test_inference_hand_made(student):
+def test_inference_hand_made(student, fcos_kit):
     """FCOS.inference: scores, threshold, decoding per stride, clipping and class-specific NMS"""
-    model = _fcos(student)
+    model = _shared_fcos(student, fcos_kit)
     model.eval()
     images = torch.zeros(1, 3, 64, 96)
     out = model.inference(images, INFERENCE_LOCATIONS, INFERENCE_CLS, INFERENCE_DELTAS, INFERENCE_CTR,
@@ -147,9 +152,9 @@ def test_inference_hand_made(student):
 
 @pytest.mark.weight(1)
 @pytest.mark.number("7.2")
-def test_eval_forward_detections(student):
+def test_eval_forward_detections(student, fcos_kit):
     """FCOS in eval mode returns valid detections for one image"""
-    model = _fcos(student)
+    model = _shared_fcos(student, fcos_kit)
     model.eval()
     images = torch.randn(1, 3, 96, 128, generator=torch.Generator().manual_seed(1))
     out = model(images, test_score_thresh=0.05, test_nms_thresh=0.6)

@@ -17,9 +17,13 @@ def _shapes(features: dict) -> dict:
 
 @pytest.mark.weight(2)
 @pytest.mark.number("1.1")
-def test_backbone_fpn_shapes(student):
+def _backbone(student, fcos_kit):
+    return fcos_kit.shared("backbone32", lambda: student.one_stage_detector.DetectorBackboneWithFPN(out_channels=32))
+
+
+def test_backbone_fpn_shapes(student, fcos_kit):
     """DetectorBackboneWithFPN gives p3/p4/p5 at strides 8/16/32 with out_channels channels"""
-    backbone = student.one_stage_detector.DetectorBackboneWithFPN(out_channels=32)
+    backbone = _backbone(student, fcos_kit)
     check(backbone.fpn_strides == {"p3": 8, "p4": 16, "p5": 32},
           f"fpn_strides should be {{'p3': 8, 'p4': 16, 'p5': 32}}, got {backbone.fpn_strides!r}")
     for height, width in ((224, 224), (64, 96)):
@@ -37,13 +41,13 @@ def test_backbone_fpn_shapes(student):
 
 @pytest.mark.weight(1)
 @pytest.mark.number("1.2")
-def test_backbone_fpn_layers(student):
+def test_backbone_fpn_layers(student, fcos_kit):
     """the FPN adds three lateral 1x1 convs and three output 3x3 convs in fpn_params"""
-    backbone = student.one_stage_detector.DetectorBackboneWithFPN(out_channels=24)
+    backbone = _backbone(student, fcos_kit)
     info = module_info(backbone)
     weights = sorted(tuple(shape) for name, shape, *_ in info["parameters"]
                      if name.startswith("fpn_params.") and len(shape) == 4)
-    expected = sorted([(24, 64, 1, 1), (24, 160, 1, 1), (24, 400, 1, 1)] + [(24, 24, 3, 3)] * 3)
+    expected = sorted([(32, 64, 1, 1), (32, 160, 1, 1), (32, 400, 1, 1)] + [(32, 32, 3, 3)] * 3)
     check(weights == expected, f"the conv weights in fpn_params have shapes {weights}, expected {expected}",
           hint="one lateral 1x1 conv per level (c3: 64, c4: 160, c5: 400 channels in) and one 3x3 output conv "
                "per level, all with out_channels outputs, stored in self.fpn_params")
