@@ -4,26 +4,30 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from grader.compare import assert_close, assert_equal, describe_call
+from grader.compare import assert_equal, describe_call
 
 
 @st.composite
 def scenes(draw, max_boxes: int = 40):
-    """Boxes on a coarse integer grid (many exact ties in IoU and in score)."""
+    """Boxes on a coarse integer grid (many exact ties in IoU and in score).
+
+    Thresholds are exact in float32, so IoU == threshold means the same whether the comparison is made in
+    float32 or, as torchvision does, in float64.
+    """
     count = draw(st.integers(0, max_boxes))
     corners = draw(st.lists(st.tuples(st.integers(0, 12), st.integers(0, 12), st.integers(1, 6), st.integers(1, 6)),
                             min_size=count, max_size=count))
     scores = draw(st.lists(st.sampled_from([0.1, 0.5, 0.5, 0.9, 0.3]), min_size=count, max_size=count))
     boxes = torch.tensor([[x, y, x + w, y + h] for x, y, w, h in corners], dtype=torch.float32).reshape(-1, 4)
-    threshold = draw(st.sampled_from([0.0, 0.25, 1 / 3, 0.5, 0.7]))
+    threshold = draw(st.sampled_from([0.0, 0.25, 0.375, 0.5, 0.75]))
     return boxes, torch.tensor(scores, dtype=torch.float32), threshold
 
 
 @pytest.mark.weight(1)
-@pytest.mark.number("3.5")
+@pytest.mark.number("8.5")
 def test_nms_iou_equal_to_threshold_is_kept(student):
     """nms suppresses only when IoU is strictly greater than the threshold"""
     boxes = torch.tensor([[0.0, 0.0, 3.0, 1.0], [1.0, 0.0, 4.0, 1.0]])  # IoU exactly 0.5
@@ -34,7 +38,7 @@ def test_nms_iou_equal_to_threshold_is_kept(student):
 
 
 @pytest.mark.weight(1)
-@pytest.mark.number("3.6")
+@pytest.mark.number("8.6")
 def test_nms_equal_scores_in_index_order(student):
     """nms visits equal scores in index order"""
     boxes = torch.tensor([[0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 2.0, 2.1], [10.0, 10.0, 12.0, 12.0]])
@@ -45,7 +49,8 @@ def test_nms_equal_scores_in_index_order(student):
 
 
 @pytest.mark.weight(1)
-@pytest.mark.number("3.7")
+@pytest.mark.number("8.7")
+@settings(max_examples=20)
 @given(scenes())
 def test_nms_random_scenes(student, reference, scene):
     """nms on random scenes with ties and boundary IoUs"""
@@ -56,18 +61,8 @@ def test_nms_random_scenes(student, reference, scene):
 
 
 @pytest.mark.weight(1)
-@pytest.mark.number("3.8")
-@given(scenes(max_boxes=25))
-def test_box_iou_random_scenes(student, reference, scene):
-    """box_iou on random scenes"""
-    boxes, _, _ = scene
-    expected = reference.detection_utils.box_iou(boxes, boxes.flip(0))
-    got = student.detection_utils.box_iou(boxes, boxes.flip(0))
-    assert_close(got, expected, call=describe_call("box_iou", boxes, boxes.flip(0)))
-
-
-@pytest.mark.weight(2)
-@pytest.mark.number("3.9")
+@pytest.mark.number("8.8")
+@settings(max_examples=20)
 @given(scenes(), st.lists(st.integers(0, 3), min_size=40, max_size=40))
 def test_class_spec_nms_random_scenes(student, reference, scene, labels):
     """class_spec_nms on random scenes with several classes"""

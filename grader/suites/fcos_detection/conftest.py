@@ -1,0 +1,278 @@
+"""Shared pieces of the FCOS suite: offline RegNet weights for the sandbox, and stand-in modules.
+
+Public and hidden tests use the fixtures below; nothing here imports the
+reference (students run the public tests without it).
+
+* The course's starter code builds ``models.regnet_x_400mf(pretrained=True)``,
+  which downloads ImageNet weights. Nothing can be downloaded where grading
+  runs, so before the sandboxed worker starts, its ``TORCH_HOME`` receives
+  files with torchvision's checkpoint names (random weights, seeded): such a
+  submission builds as it would at home, and no test depends on trunk weights.
+* Stand-in backbones are small ``nn.Sequential`` convolution stacks wrapped by
+  ``torchvision``'s ``create_feature_extractor``, built twice with the same
+  weights: once in the student's process (a proxy) and once here. They make
+  the tests of the FPN, the head and the losses independent of each other.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from grader.compare import GradingFailure
+from grader.sandbox.client import handle_of
+from grader.student import module_info
+
+FPN_STRIDES = {"p3": 8, "p4": 16, "p5": 32}
+TRUNK_CHANNELS = (64, 160, 400)
+# torchvision's file names of the ImageNet weights of regnet_x_400mf (V1 is what pretrained=True loads).
+REGNET_CHECKPOINTS = ("regnet_x_400mf-adf1edd5.pth", "regnet_x_400mf-62229a5f.pth")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _offline_regnet_checkpoints(request: pytest.FixtureRequest) -> None:
+    """Put seeded stand-ins for torchvision's RegNet checkpoints where the sandboxed worker looks for them."""
+    try:
+        from grader.plugin import STATE, sandbox_enabled
+    except ImportError:  # pragma: no cover - an engine without these names
+        return
+    state = request.config.stash.get(STATE, None)
+    if state is None or not sandbox_enabled(request.config):
+        return
+    # The worker's TORCH_HOME is its work folder (grader.plugin.SessionState.connection).
+    home = Path(state.scratch()) / "work-fcos_detection"
+    folder = home / "hub" / "checkpoints"
+    if all((folder / name).is_file() for name in REGNET_CHECKPOINTS):
+        return
+    from torchvision import models
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in (home, home / "hub", folder):
+        os.chmod(path, 0o777 if path == home else 0o755)
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(0)
+    weights = models.regnet_x_400mf(weights=None).state_dict()
+    torch.random.set_rng_state(generator_state)
+    first = folder / REGNET_CHECKPOINTS[0]
+    torch.save(weights, first)
+    os.chmod(first, 0o644)
+    for name in REGNET_CHECKPOINTS[1:]:
+        try:
+            os.link(first, folder / name)
+        except OSError:
+            torch.save(weights, folder / name)
+            os.chmod(folder / name, 0o644)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Any:
+    """Small tensors, busy shared machines: one intra-op thread is faster here (and restored afterwards).
+
+    The sandboxed worker already runs with ``OMP_NUM_THREADS=1``; this covers the
+    trusted process and ``--no-sandbox`` runs, where several threads fighting
+    over two loaded cores made the suite several times slower.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@pytest.fixture(autouse=True)
+def _hold_proxy_releases(request: pytest.FixtureRequest) -> Any:
+    """Keep the student's objects alive until the test ends.
+
+    Work-around for an engine bug: when student code returns an object that
+    already has a proxy (``model.train()`` returns ``model``), the trusted
+    side makes a second proxy with the same id, and whichever dies first
+    releases the object in the worker, so the other one stops working
+    ("unknown object id"). Releases are held here and sent after the test.
+    """
+    if "student" not in request.fixturenames:
+        yield
+        return
+    connection = request.getfixturevalue("student").connection
+    held: list[tuple[int, int]] = []
+    connection._release = lambda hid, generation: held.append((hid, generation))
+    try:
+        yield
+    finally:
+        del connection._release
+        shared = {handle_of(proxy).id for (generation, _), proxy in _shared(connection).items()
+                  if generation == connection.generation}
+        for hid, generation in held:
+            if hid not in shared:
+                connection._release(hid, generation)
+
+
+def _shared(connection: Any) -> dict:
+    """Student objects that several tests use (``FCOSKit.shared``), kept on the connection."""
+    cache = connection.__dict__.get("_fcos_suite_shared")
+    if cache is None:
+        cache = connection.__dict__["_fcos_suite_shared"] = {}
+    return cache
+
+
+def seeded_state(module: nn.Module, seed: int) -> dict[str, torch.Tensor]:
+    """Deterministic weights for every parameter of ``module``: std ``1 / sqrt(fan_in)``, biases 0.1."""
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    for name, p in module.state_dict().items():
+        fan_in = p[0].numel() if p.dim() > 1 else 100
+        state[name] = torch.randn(p.shape, generator=generator, dtype=p.dtype) * fan_in ** -0.5
+    return state
+
+
+@dataclass
+class Twin:
+    """The same stand-in module in the student's process (``remote``) and here (``local``)."""
+
+    remote: Any
+    local: nn.Module
+
+
+def _conv_stack(channels: tuple[int, int, int], seed: int) -> tuple[nn.Sequential, dict]:
+    stack = nn.Sequential(
+        nn.Conv2d(3, channels[0], kernel_size=8, stride=8),
+        nn.Conv2d(channels[0], channels[1], kernel_size=2, stride=2),
+        nn.Conv2d(channels[1], channels[2], kernel_size=2, stride=2),
+    )
+    state = seeded_state(stack, seed)
+    stack.load_state_dict(state)
+    return stack, state
+
+
+def _twin_extractor(student: Any, channels: tuple[int, int, int], names: tuple[str, str, str], seed: int,
+                    strides: dict | None = None) -> Twin:
+    from torchvision.models.feature_extraction import create_feature_extractor
+
+    nodes = {"0": names[0], "1": names[1], "2": names[2]}
+    local_stack, state = _conv_stack(channels, seed)
+    local = create_feature_extractor(local_stack, return_nodes=nodes)
+    torch_nn = student.import_library("torch.nn")
+    remote_stack = torch_nn.Sequential(
+        torch_nn.Conv2d(3, channels[0], kernel_size=8, stride=8),
+        torch_nn.Conv2d(channels[0], channels[1], kernel_size=2, stride=2),
+        torch_nn.Conv2d(channels[1], channels[2], kernel_size=2, stride=2),
+    )
+    remote_stack.load_state_dict(state)
+    extractor = student.import_library("torchvision.models.feature_extraction")
+    remote = extractor.create_feature_extractor(remote_stack, return_nodes=nodes)
+    if strides is not None:
+        local.fpn_strides = dict(strides)
+        remote.fpn_strides = dict(strides)
+    return Twin(remote, local)
+
+
+class FCOSKit:
+    """Helpers that build stand-ins and move weights between differently named modules."""
+
+    def __init__(self, student: Any):
+        self.student = student
+
+    def shared(self, key: str, factory: Any) -> Any:
+        """A student object built once per worker by ``factory()`` and reused by the tests that ask for ``key``.
+
+        Only for tests that do not depend on what earlier tests did to it (a
+        model used for ``inference`` or inspected for shapes). Built again
+        after a worker crash.
+        """
+        connection = self.student.connection
+        cache = _shared(connection)
+        entry = (connection.generation, key)
+        if entry not in cache:
+            for stale in [k for k in cache if k[0] != connection.generation]:
+                del cache[stale]
+            cache[entry] = factory()
+        return cache[entry]
+
+    def trunk(self, seed: int = 0) -> Twin:
+        """A stand-in for the RegNet trunk: features ``c3, c4, c5`` with 64/160/400 channels, strides 8/16/32."""
+        return _twin_extractor(self.student, TRUNK_CHANNELS, ("c3", "c4", "c5"), seed)
+
+    def fpn(self, channels: int, seed: int = 0) -> Twin:
+        """A stand-in for the whole backbone with FPN: features ``p3, p4, p5``, and ``fpn_strides``."""
+        return _twin_extractor(self.student, (channels,) * 3, ("p3", "p4", "p5"), seed, FPN_STRIDES)
+
+    @staticmethod
+    def parameter_groups(info: dict, groups: tuple[str, ...]) -> dict[str, list[tuple[str, tuple]]]:
+        """``module_info`` parameters (name, shape), by the first component of their names."""
+        found: dict[str, list[tuple[str, tuple]]] = {g: [] for g in groups}
+        for name, shape, _grad, _dtype in info["parameters"]:
+            head = name.split(".", 1)[0]
+            if head in found:
+                found[head].append((name, tuple(shape)))
+        return found
+
+    @staticmethod
+    def head_weights(num_classes: int, in_channels: int, stem_channels: list[int], seed: int,
+                     cls_bias: float = -2.0) -> list[tuple[str, torch.Tensor]]:
+        """Seeded weights of an FCOS head, named and ordered as ``FCOSPredictionNetwork`` lists them."""
+        generator = torch.Generator().manual_seed(seed)
+        weights = []
+        for stem in ("stem_cls", "stem_box"):
+            previous = in_channels
+            for index, channels in enumerate(stem_channels):
+                std = (2.0 / (9 * previous)) ** 0.5
+                weights.append((f"{stem}.{2 * index}.weight", torch.randn(channels, previous, 3, 3, generator=generator)
+                                * std))
+                weights.append((f"{stem}.{2 * index}.bias", torch.randn(channels, generator=generator) * 0.1))
+                previous = channels
+        for name, out in (("pred_cls", num_classes), ("pred_box", 4), ("pred_ctr", 1)):
+            std = (1.0 / (9 * previous)) ** 0.5
+            weights.append((f"{name}.weight", torch.randn(out, previous, 3, 3, generator=generator) * std))
+            bias = torch.randn(out, generator=generator) * 0.3
+            if name == "pred_cls":
+                bias = bias + cls_bias
+            if name == "pred_box":
+                bias = bias + 1.0
+            weights.append((f"{name}.bias", bias))
+        return weights
+
+    def load_head(self, remote_head: Any, weights: list[tuple[str, torch.Tensor]], what: str) -> dict[str, str]:
+        """Load ``weights`` (a reference-ordered list) into a student's ``FCOSPredictionNetwork``.
+
+        Parameters are paired group by group (``stem_cls``, ``stem_box``,
+        ``pred_cls``, ``pred_box``, ``pred_ctr``) in the order the student's
+        module lists them, which must have the same shapes.
+
+        Returns:
+            dict[str, str]: the student's parameter name -> the name in ``weights``.
+        """
+        groups = ("stem_cls", "stem_box", "pred_cls", "pred_box", "pred_ctr")
+        info = module_info(remote_head)
+        theirs = self.parameter_groups(info, groups)
+        ours: dict[str, list[tuple[str, torch.Tensor]]] = {g: [] for g in groups}
+        for name, tensor in weights:
+            ours[name.split(".", 1)[0]].append((name, tensor))
+        state, names = {}, {}
+        for group in groups:
+            shapes_theirs = [s for _, s in theirs[group]]
+            shapes_ours = [tuple(t.shape) for _, t in ours[group]]
+            if shapes_theirs != shapes_ours:
+                raise GradingFailure(
+                    f"{what}: the parameters of your {group} have shapes {shapes_theirs}, expected {shapes_ours} "
+                    f"(convs of the sizes the docstring gives, with biases, in order).")
+            for (their_name, _), (our_name, tensor) in zip(theirs[group], ours[group]):
+                state[their_name] = tensor
+                names[their_name] = our_name
+        extra = [n for n, *_ in info["parameters"] if n.split(".", 1)[0] not in groups]
+        if extra:
+            raise GradingFailure(f"{what}: your FCOSPredictionNetwork has parameters outside stem_cls, stem_box, "
+                                 f"pred_cls, pred_box and pred_ctr: {extra[:5]}")
+        remote_head.load_state_dict(state)
+        return names
+
+
+@pytest.fixture
+def fcos_kit(student: Any) -> FCOSKit:
+    """Stand-in modules and weight transfer for the FCOS tests (see ``FCOSKit``)."""
+    return FCOSKit(student)

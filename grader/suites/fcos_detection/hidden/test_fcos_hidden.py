@@ -1,0 +1,150 @@
+"""Hidden tests of FCOS: losses, gradients and inference against the reference on location-varying predictions.
+
+The student's RegNet + FPN is replaced by a fixed stand-in (the same weights
+here and in the student's process) and the head gets the reference's weights,
+so the predictions are known and vary from location to location: the losses
+then also check that locations, targets and predictions are paired up in the
+same order.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from grader.compare import assert_close, check, describe_call
+
+NUM_CLASSES, CHANNELS, STEM = 6, 16, [16, 16]
+BG = [-1.0] * 5
+GT = torch.tensor([
+    [[4.0, 6.0, 40.0, 50.0, 1.0], [30.0, 10.0, 150.0, 118.0, 4.0], [100.0, 60.0, 120.0, 70.0, 2.0], BG],
+    [[0.0, 0.0, 160.0, 128.0, 0.0], [60.0, 40.0, 100.0, 90.0, 2.0], [62.0, 42.0, 98.0, 88.0, 5.0],
+     [8.0, 80.0, 70.0, 126.0, 3.0]],
+])
+
+
+def _models(student, reference, fcos_kit, seed: int):
+    """(student FCOS, reference FCOS, name map) sharing the stand-in backbone and the head weights."""
+    fpn = fcos_kit.fpn(CHANNELS, seed=seed)
+    weights = fcos_kit.head_weights(NUM_CLASSES, CHANNELS, STEM, seed=seed + 1)
+    model = student.one_stage_detector.FCOS(num_classes=NUM_CLASSES, fpn_channels=CHANNELS, stem_channels=STEM)
+    model.backbone = fpn.remote
+    names = fcos_kit.load_head(model.pred_net, weights, "FCOS(6, 16, [16, 16]).pred_net")
+    osd = reference.one_stage_detector
+    ref = osd.FCOS.__new__(osd.FCOS)
+    torch.nn.Module.__init__(ref)
+    ref.num_classes = NUM_CLASSES
+    ref.backbone = fpn.local
+    ref.pred_net = osd.FCOSPredictionNetwork(NUM_CLASSES, CHANNELS, STEM)
+    ref.pred_net.load_state_dict(dict(weights))
+    ref._normalizer = 150
+    return model, ref, names
+
+
+def _scalars(losses) -> dict:
+    if not isinstance(losses, dict):
+        return losses
+    return {k: (v.detach().reshape(()) if isinstance(v, torch.Tensor) and v.numel() == 1 else v)
+            for k, v in losses.items()}
+
+
+@pytest.mark.weight(4)
+@pytest.mark.number("6.2")
+def test_losses_match_reference(student, reference, fcos_kit):
+    """FCOS losses on location-varying predictions equal the reference's, over two EMA steps"""
+    model, ref, _ = _models(student, reference, fcos_kit, seed=31)
+    model.train()
+    ref.train()
+    images = torch.randn(2, 3, 128, 160, generator=torch.Generator().manual_seed(32))
+    call = describe_call("FCOS.forward (stand-in backbone, fixed head weights)", images, GT)
+    for step in range(2):
+        got = _scalars(model(images, GT))
+        with torch.no_grad():
+            expected = _scalars(ref(images, GT))
+        assert_close(got, expected, call=call, rtol=2e-4, atol=1e-5, what=f"losses of call {step + 1}",
+                     hint="match every image's boxes to the locations of all levels, in the same order as the "
+                          "flattened predictions; focal loss over all locations; box and centerness losses at "
+                          "foreground only; divide by normalizer * B")
+        assert_close(float(model._normalizer), float(ref._normalizer), rtol=1e-6,
+                     what=f"_normalizer after call {step + 1}")
+
+
+@pytest.mark.weight(2)
+@pytest.mark.number("6.3")
+def test_loss_gradients_match_reference(student, reference, fcos_kit):
+    """one SGD step (lr 1) on the head changes its weights as the reference's gradients do"""
+    model, ref, names = _models(student, reference, fcos_kit, seed=41)
+    images = torch.randn(2, 3, 128, 160, generator=torch.Generator().manual_seed(42))
+    optim = student.import_library("torch.optim")
+    optimizer = optim.SGD(model.pred_net.parameters(), lr=1.0)
+    student.detection_helper.train_step(model, optimizer, images, GT)
+    after = model.pred_net.state_dict()
+    ref.train()
+    losses = ref(images, GT)
+    total = sum(losses.values())
+    ref.pred_net.zero_grad()
+    total.backward()
+    call = describe_call("train_step(FCOS, SGD(pred_net, lr=1), images, gt_boxes)", images, GT)
+    ref_params = dict(ref.pred_net.named_parameters())
+    for their_name, our_name in names.items():
+        param = ref_params[our_name]
+        expected = (param - param.grad).detach()
+        assert_close(after[their_name], expected, call=call, rtol=1e-3, atol=2e-5,
+                     what=f"pred_net.{their_name} after one step",
+                     hint="the gradient of loss_cls + loss_box + loss_ctr must reach every head layer exactly as "
+                          "the formulas say (no detached terms, background masked out)")
+
+
+def _random_predictions(seed: int, sizes: dict) -> tuple:
+    generator = torch.Generator().manual_seed(seed)
+    cls, deltas, ctr = {}, {}, {}
+    for level, (h, w) in sizes.items():
+        n = h * w
+        cls[level] = torch.randn(1, n, NUM_CLASSES, generator=generator) * 2.0 - 1.5
+        deltas[level] = torch.randn(1, n, 4, generator=generator) * 1.5 + 1.0
+        ctr[level] = torch.randn(1, n, 1, generator=generator) * 2.0
+    return cls, deltas, ctr
+
+
+@pytest.mark.weight(3)
+@pytest.mark.number("7.3")
+@pytest.mark.parametrize("seed", [51, 52, 53])
+def test_inference_matches_reference(student, reference, fcos_kit, seed):
+    """FCOS.inference on random predictions equals the reference (threshold, decoding, clipping, NMS)"""
+    height, width = 64, 96
+    sizes = {"p3": (8, 12), "p4": (4, 6), "p5": (2, 3)}
+    strides = {"p3": 8, "p4": 16, "p5": 32}
+    locations = reference.detection_utils.get_fpn_location_coords(
+        {k: (1, 1, h, w) for k, (h, w) in sizes.items()}, strides)
+    cls, deltas, ctr = _random_predictions(seed, sizes)
+    thresholds = {51: (0.3, 0.5), 52: (0.45, 0.3), 53: (0.2, 0.7)}[seed]
+    images = torch.zeros(1, 3, height, width)
+    # The same FCOS as the public inference tests (num_classes 6, 16 channels), built once per worker.
+    model = fcos_kit.shared("fcos-inference", lambda: student.one_stage_detector.FCOS(
+        num_classes=NUM_CLASSES, fpn_channels=CHANNELS, stem_channels=STEM))
+    model.eval()
+    got = model.inference(images, locations, cls, deltas, ctr, test_score_thresh=thresholds[0],
+                          test_nms_thresh=thresholds[1])
+    osd = reference.one_stage_detector
+    ref = osd.FCOS.__new__(osd.FCOS)
+    torch.nn.Module.__init__(ref)
+    ref.num_classes = NUM_CLASSES
+    ref.backbone = type("Strides", (), {"fpn_strides": strides})()
+    expected = osd.FCOS.inference(ref, images, locations, cls, deltas, ctr, test_score_thresh=thresholds[0],
+                                  test_nms_thresh=thresholds[1])
+    call = describe_call("FCOS.inference", images, locations, cls, deltas, ctr, test_score_thresh=thresholds[0],
+                         test_nms_thresh=thresholds[1])
+    check(isinstance(got, (tuple, list)) and len(got) == 3 and all(isinstance(g, torch.Tensor) for g in got),
+          f"expected (pred_boxes, pred_classes, pred_scores), got {type(got).__name__}", call=call)
+    order = torch.sort(got[2], descending=True, stable=True).indices
+    boxes, classes, scores = got[0][order], got[1][order], got[2][order]
+    assert_close(scores, expected[2], call=call, rtol=1e-5, atol=1e-6, what="pred_scores (sorted)",
+                 hint="keep sqrt(sigmoid(cls) * sigmoid(ctr)) of the best class above the threshold; then "
+                      "class-specific NMS")
+    assert_close(classes.long(), expected[1], call=call, what="pred_classes (sorted by score)")
+    assert_close(boxes, expected[0], call=call, rtol=1e-5, atol=1e-4, what="pred_boxes (sorted by score)",
+                 hint="boxes from deltas * stride around each location (negative deltas clamped), clipped to "
+                      f"0 <= x <= {width}, 0 <= y <= {height}")
+    check(math.isfinite(float(scores.sum())) if scores.numel() else True, "non-finite scores", call=call)
