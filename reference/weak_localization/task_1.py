@@ -189,7 +189,8 @@ def upsample_heatmap(score_map: Tensor, size: tuple[int, int]) -> Tensor:
 
     Resize with bilinear interpolation (``align_corners=False``) to ``size``, then
     rescale linearly so that the smallest value becomes 0 and the largest 1
-    (min-max). A constant map gives all zeros.
+    (min-max). A constant map (or a constant result, e.g. of size 1 x 1) gives all
+    zeros (not the noise of rounding errors).
 
     Args:
         score_map (Tensor[h, w]): raw scores of one class.
@@ -202,12 +203,14 @@ def upsample_heatmap(score_map: Tensor, size: tuple[int, int]) -> Tensor:
     if score_map.dim() != 2:
         raise ValueError(f"expected one score map of shape [h, w], got {list(score_map.shape)}")
     height, width = int(size[0]), int(size[1])
-    up = F.interpolate(score_map.detach().float()[None, None], size=(height, width), mode='bilinear',
-                       align_corners=False)[0, 0]
+    values = score_map.detach().to(torch.float64)
+    if float(values.max() - values.min()) == 0:  # constant: interpolation rounding is not a signal
+        return torch.zeros(height, width, dtype=torch.float32, device=score_map.device)
+    up = F.interpolate(values[None, None], size=(height, width), mode='bilinear', align_corners=False)[0, 0]
     low, high = up.min(), up.max()
-    if float(high - low) <= 0:
-        return torch.zeros_like(up)
-    return (up - low) / (high - low)
+    if float(high - low) == 0:  # e.g. a 1 x 1 result
+        return torch.zeros(height, width, dtype=torch.float32, device=score_map.device)
+    return ((up - low) / (high - low)).to(torch.float32)
     # END SOLUTION
 
 

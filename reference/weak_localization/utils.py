@@ -53,7 +53,8 @@ def _greedy_keep(boxes: Tensor, scores: Tensor, iou_threshold: float, labels: Te
         return torch.empty(0, dtype=torch.long, device=scores.device)
     order = torch.sort(scores, descending=True, stable=True).indices
     ordered = boxes[order]
-    over = _pairwise_iou(ordered, ordered) > iou_threshold
+    # Compare in float64, as torchvision does (its float IoU against a double threshold).
+    over = _pairwise_iou(ordered, ordered).to(torch.float64) > iou_threshold
     if labels is not None:
         ordered_labels = labels[order]
         over &= ordered_labels[:, None] == ordered_labels[None, :]

@@ -149,7 +149,8 @@ def upsample_heatmap(score_map: Tensor, size: tuple[int, int]) -> Tensor:
 
     Resize with bilinear interpolation (``align_corners=False``) to ``size``, then
     rescale linearly so that the smallest value becomes 0 and the largest 1
-    (min-max). A constant map gives all zeros.
+    (min-max). A constant map (or a constant result, e.g. of size 1 x 1) gives all
+    zeros (not the noise of rounding errors).
 
     Args:
         score_map (Tensor[h, w]): raw scores of one class.
