@@ -24,8 +24,10 @@ import torch
 import torch.nn as nn
 
 DEFAULT_ALEXNET_WEIGHTS = "pretrained_alexnet.pth"
-"""Where ``pretrained=True`` looks for AlexNet's ImageNet weights (a state dict, e.g. torchvision's
-``alexnet-owt-7be5be79.pth`` saved under this name); ``pretrained`` may also be a path."""
+"""Where ``pretrained=True`` looks first for AlexNet's ImageNet weights (a state dict in the current folder)."""
+ALEXNET_CHECKPOINTS = ("alexnet-owt-7be5be79.pth", "alexnet-owt-4df8aa71.pth")
+"""File names under which torchvision (current and old URL) caches AlexNet's weights in
+``torch.hub.get_dir()/checkpoints``; ``pretrained=True`` looks there next."""
 
 
 class LocalizerAlexNet(nn.Module):
@@ -81,6 +83,21 @@ class LocalizerAlexNetRobust(nn.Module):
         raise NotImplementedError("TODO: LocalizerAlexNetRobust.forward")
 
 
+def find_alexnet_weights() -> Path:
+    """The local file of AlexNet's ImageNet weights: ``DEFAULT_ALEXNET_WEIGHTS``, else torch's cache.
+
+    Raises:
+        FileNotFoundError: when none exists (nothing is downloaded); the message lists the places.
+    """
+    checkpoints = Path(torch.hub.get_dir()) / "checkpoints"
+    candidates = [Path(DEFAULT_ALEXNET_WEIGHTS)] + [checkpoints / name for name in ALEXNET_CHECKPOINTS]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError("no AlexNet weights found at " + ", ".join(repr(str(c)) for c in candidates)
+                            + " (this code never downloads; put torchvision's alexnet state dict there)")
+
+
 def load_alexnet_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """A state dict of AlexNet (or of any model whose trunk is named ``features.*``) from a local file.
 
@@ -115,9 +132,12 @@ def localizer_alexnet(pretrained: bool | str | os.PathLike = False, **kwargs: An
     for them, else they are Xavier-initialised too.
 
     Args:
-        pretrained: ``False`` (no pretrained weights), ``True`` (load ``DEFAULT_ALEXNET_WEIGHTS``)
-            or the path of a local file holding AlexNet's state dict (torchvision's names,
-            ``features.0.weight`` ...); only the ``features.*`` entries are used. Nothing is
+        pretrained: ``False`` (no pretrained weights), ``True`` (AlexNet's ImageNet weights
+            from a local file: ``pretrained_alexnet.pth`` in the current folder, else torch's
+            cache ``$TORCH_HOME/hub/checkpoints/alexnet-owt-7be5be79.pth`` or
+            ``alexnet-owt-4df8aa71.pth``, where ``torchvision`` and ``model_zoo.load_url`` keep
+            them), or the path of a file holding AlexNet's state dict (torchvision's names,
+            ``features.0.weight`` ...). Only the ``features.*`` entries are used. Nothing is
             ever downloaded.
         **kwargs: passed to ``LocalizerAlexNet`` (``num_classes``).
 
