@@ -10,7 +10,11 @@ import torchvision.transforms as transforms
 from PIL import Image
 
 from grader.data.voc import VOC_CLASSES
-from grader.data.weak_localization import SHAPE_CLASSES, make_weak_localization_data, read_selective_search_mat
+from grader.data.weak_localization import (
+    SHAPE_CLASSES,
+    make_weak_localization_data,
+    read_selective_search_mat,
+)
 
 
 @pytest.fixture(scope="module")
