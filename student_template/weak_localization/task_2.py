@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 # isort: split
+from AlexNet import load_alexnet_state_dict
 from utils import ExperimentLogger, get_box_data, nms, tensor_to_PIL  # noqa: F401
 from voc_dataset import VOCDataset
 from wsddn import WSDDN
@@ -197,8 +198,6 @@ def _evaluate(model: torch.nn.Module, val_loader: Any, history: dict, logger: Ex
 
 def load_pretrained(net: torch.nn.Module, path: str) -> list[str]:
     """Copy the entries of a state dict whose names and shapes match ``net``'s; returns the copied names."""
-    from AlexNet import load_alexnet_state_dict
-
     state = load_alexnet_state_dict(path)
     own = net.state_dict()
     copied = [name for name, value in state.items() if name in own and own[name].shape == value.shape]
