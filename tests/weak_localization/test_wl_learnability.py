@@ -90,6 +90,7 @@ def localizer(ref, shapes):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # trains a network on the CPU (the module fixture runs in this test's setup)
 def test_localizer_heatmaps_find_the_objects(ref, shapes, localizer):
     model, history, seconds = localizer
     val_set = ref.voc_dataset.VOCDataset("test", image_size=IMAGE_SIZE, data_dir=str(shapes.data_dir))
@@ -107,6 +108,7 @@ def test_localizer_heatmaps_find_the_objects(ref, shapes, localizer):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_wsddn_beats_random_boxes(ref, shapes, localizer, tmp_path):
     model, _, _ = localizer
     torch.save({"state_dict": model.state_dict()}, tmp_path / "localizer.pth")
