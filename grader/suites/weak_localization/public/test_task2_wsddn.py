@@ -1,0 +1,215 @@
+"""Public tests of Task 2: IoU, NMS, WSDDN's two streams and loss, detections and AP (no reference needed)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+
+from grader.compare import assert_close, check, describe, describe_call
+from grader.student import value_and_grad
+
+
+def random_boxes(count: int, generator: torch.Generator, size: float = 100.0) -> torch.Tensor:
+    xy = torch.rand(count, 2, generator=generator) * size
+    wh = torch.rand(count, 2, generator=generator) * size / 3 + 1
+    return torch.cat([xy, xy + wh], dim=1)
+
+
+@pytest.mark.weight(2)
+@pytest.mark.number("2.1")
+def test_iou(student):
+    """iou: single boxes and all pairs (vs torchvision.ops.box_iou)"""
+    a, b = torch.tensor([0.0, 0.0, 2.0, 2.0]), torch.tensor([1.0, 1.0, 3.0, 3.0])
+    got = student.utils.iou(a, b)
+    assert_close(torch.as_tensor(got, dtype=torch.float32).reshape(()), torch.tensor(1 / 7),
+                 call=describe_call("iou", a, b), hint="intersection / (area1 + area2 - intersection)")
+    far = torch.tensor([5.0, 5.0, 6.0, 6.0])
+    got = student.utils.iou(a, far)
+    assert_close(torch.as_tensor(got, dtype=torch.float32).reshape(()), torch.tensor(0.0),
+                 call=describe_call("iou", a, far), hint="clamp the intersection's width and height at 0")
+    generator = torch.Generator().manual_seed(21)
+    boxes1, boxes2 = random_boxes(7, generator), random_boxes(9, generator)
+    assert_close(student.utils.iou(boxes1, boxes2), torchvision.ops.box_iou(boxes1, boxes2),
+                 call=describe_call("iou", boxes1, boxes2), rtol=1e-5, atol=1e-6,
+                 hint="for [N, 4] and [M, 4] inputs return the [N, M] matrix of every pair, without Python loops")
+
+
+@pytest.mark.weight(2)
+@pytest.mark.number("2.2")
+@pytest.mark.parametrize("count", [1, 30, 300])
+def test_nms_matches_torchvision(student, count):
+    """nms: confidence threshold 0.05, then greedy NMS at IoU 0.3 (vs torchvision.ops.nms)"""
+    generator = torch.Generator().manual_seed(count)
+    boxes = random_boxes(count, generator)
+    scores = torch.rand(count, generator=generator) * 0.4
+    call = describe_call("nms", boxes, scores, threshold=0.05)
+    got = student.utils.nms(boxes, scores, threshold=0.05)
+    check(isinstance(got, (tuple, list)) and len(got) == 2, f"expected (boxes, scores), got {describe(got)}",
+          call=call)
+    candidates = torch.nonzero(scores > 0.05).flatten()
+    keep = candidates[torchvision.ops.nms(boxes[candidates], scores[candidates], 0.3)]
+    assert_close(got[0], boxes[keep], call=call, what="boxes",
+                 hint="drop scores <= 0.05, visit boxes from the highest score, suppress IoU > 0.3 with a kept box")
+    assert_close(got[1], scores[keep], call=call, what="scores")
+
+
+def wsddn(student, wl, image_size: int = 224, rois: int = 6, seed: int = 0):
+    net = wl.eval_mode(student.wsddn.WSDDN(classes=wl.classes))
+    generator = torch.Generator().manual_seed(seed)
+    image = torch.randn(1, 3, image_size, image_size, generator=generator)
+    xy = torch.rand(rois, 2, generator=generator) * image_size * 0.6
+    boxes = torch.cat([xy, xy + 16 + torch.rand(rois, 2, generator=generator) * image_size * 0.35], 1).floor()
+    return net, image, boxes
+
+
+def set_head(net, name: str, scale: float, seed: int) -> None:
+    """Replace every parameter of ``net.<name>`` (zero, or random with std ``scale``)."""
+    head = getattr(net, name)
+    state = head.state_dict()
+    generator = torch.Generator().manual_seed(seed)
+    head.load_state_dict({k: torch.randn(v.shape, generator=generator) * scale for k, v in state.items()})
+
+
+@pytest.mark.weight(1)
+@pytest.mark.number("2.3")
+def test_wsddn_output(student, wl):
+    """WSDDN.forward: cls_prob of shape [N_roi, 20], in [0, 1], columns summing to at most 1"""
+    net, image, rois = wsddn(student, wl)
+    call = describe_call("WSDDN().eval()", image, rois) + "  (rois in pixels)"
+    prob = net(image, rois)
+    check(isinstance(prob, torch.Tensor) and tuple(prob.shape) == (6, 20),
+          f"expected cls_prob of shape [6, 20], got {describe(prob)}", call=call)
+    check(bool((prob >= 0).all()) and bool((prob <= 1).all()), "cls_prob has values outside [0, 1]", call=call)
+    check(bool((prob.sum(0) <= 1 + 1e-5).all()), f"the sum over regions exceeds 1: {prob.sum(0).max():.4f}", call=call,
+          hint="softmax over regions in the detection stream makes each class's column sum to at most 1")
+    twice = net(image, rois[[0, 0]])
+    assert_close(twice[0], twice[1], call=describe_call("WSDDN().eval()", image, rois[[0, 0]]),
+                 hint="identical regions must get identical scores in eval mode")
+
+
+@pytest.mark.weight(3)
+@pytest.mark.number("2.4")
+@pytest.mark.parametrize("stream", ["classification", "detection"])
+def test_wsddn_softmax_axes(student, wl, stream):
+    """WSDDN: softmax over classes in score_fc, over regions in bbox_fc"""
+    net, image, rois = wsddn(student, wl, seed=1)
+    call = describe_call("WSDDN().eval()", image, rois)
+    if stream == "classification":
+        # bbox_fc silenced: the detection stream is uniform (1/N per region), so N * cls_prob is the
+        # classification stream alone, a distribution over classes in every row.
+        set_head(net, "bbox_fc", 0.0, 0)
+        set_head(net, "score_fc", 0.05, 1)
+        prob = net(image, rois) * rois.shape[0]
+        assert_close(prob.sum(1), torch.ones(rois.shape[0]), call=call + " with bbox_fc set to zero",
+                     what="N * cls_prob summed over classes", rtol=1e-4, atol=1e-4,
+                     hint="the classification stream (score_fc) takes a softmax over classes (dim=1)")
+    else:
+        set_head(net, "score_fc", 0.0, 2)
+        set_head(net, "bbox_fc", 0.05, 3)
+        prob = net(image, rois) * 20
+        assert_close(prob.sum(0), torch.ones(20), call=call + " with score_fc set to zero",
+                     what="20 * cls_prob summed over regions", rtol=1e-4, atol=1e-4,
+                     hint="the detection stream (bbox_fc) takes a softmax over regions (dim=0)")
+    check(not torch.allclose(prob, prob.flatten()[0].expand_as(prob), atol=1e-6),
+          "cls_prob does not depend on the other stream", call=call,
+          hint="cls_prob = softmax(score, dim=1) * softmax(bbox, dim=0)")
+
+
+def bce_sum(cls_prob: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return F.binary_cross_entropy(cls_prob.sum(0).clamp(0, 1), labels, reduction="sum")
+
+
+@pytest.mark.weight(2)
+@pytest.mark.number("2.5")
+def test_wsddn_build_loss(student, wl):
+    """WSDDN.build_loss: sum over regions, then binary cross-entropy with the image labels"""
+    net = student.wsddn.WSDDN(classes=wl.classes)
+    generator = torch.Generator().manual_seed(4)
+    cls_prob = (torch.softmax(torch.randn(7, 20, generator=generator, dtype=torch.float64), 1)
+                * torch.softmax(torch.randn(7, 20, generator=generator, dtype=torch.float64) * 2, 0))
+    labels = torch.zeros(20, 1, dtype=torch.float64)
+    labels[[1, 7, 14]] = 1
+    call = describe_call("WSDDN.build_loss", cls_prob, labels)
+    loss, (grad,) = value_and_grad(net.build_loss, cls_prob, labels, wrt=(0,))
+    leaf = cls_prob.clone().requires_grad_(True)
+    expected = bce_sum(leaf, labels.reshape(-1))
+    expected.backward()
+    value = float(torch.as_tensor(loss).detach())
+    # The reduction over classes is not fixed by the handout: a sum or a mean are both accepted.
+    factor = 1.0 if math.isclose(value, float(expected.detach()), rel_tol=1e-5) else 20.0
+    assert_close(torch.as_tensor(loss, dtype=torch.float64) * factor, expected.detach(), call=call, what="loss",
+                 rtol=1e-5, atol=1e-8, hint="image score = cls_prob summed over the regions (clamped to [0, 1]); "
+                                            "binary cross-entropy with the labels, summed (or averaged) over classes")
+    check(grad is not None, "the loss has no gradient with respect to cls_prob", call=call)
+    assert_close(grad * factor, leaf.grad, call=call, what="d loss / d cls_prob", rtol=1e-4, atol=1e-8)
+
+
+@pytest.mark.weight(1)
+@pytest.mark.number("2.6")
+def test_wsddn_training_forward_sets_loss(student, wl):
+    """WSDDN.forward in training mode stores the loss of its output (model.loss)"""
+    net, image, rois = wsddn(student, wl, seed=5)
+    wl.train_mode(net)
+    labels = torch.zeros(1, 20)
+    labels[0, [0, 9]] = 1
+    call = describe_call("WSDDN().train()", image, rois, labels)
+    prob = net(image, rois, labels)
+    loss = net.loss
+    check(isinstance(loss, torch.Tensor) and loss.numel() == 1, f"model.loss should be a scalar tensor, got "
+          f"{describe(loss)}", call=call, hint="forward sets self.cross_entropy = self.build_loss(cls_prob, label_vec)")
+    expected = float(bce_sum(prob.detach().double(), labels.reshape(-1).double()))
+    value = float(loss.detach())
+    check(math.isclose(value, expected, rel_tol=1e-4) or math.isclose(value * 20, expected, rel_tol=1e-4),
+          f"model.loss is {value:.6g}; the binary cross-entropy of this output is {expected:.6g} (sum over classes)",
+          call=call)
+
+
+@pytest.mark.weight(1)
+@pytest.mark.number("2.7")
+def test_get_detections_hand_made(student, wl):
+    """get_detections: per-class threshold 0.05 and NMS at 0.3, classes independent"""
+    rois = torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.0, 0.0, 0.5, 0.55], [0.5, 0.5, 1.0, 1.0], [0.1, 0.1, 0.6, 0.6]])
+    cls_prob = torch.zeros(4, 3, dtype=torch.float64)  # float64: 0.05 is exactly the threshold
+    cls_prob[:, 0] = torch.tensor([0.30, 0.40, 0.20, 0.04])  # roi 0 suppressed by roi 1; roi 3 below 0.05
+    cls_prob[:, 1] = torch.tensor([0.00, 0.00, 0.05, 0.50])  # exactly 0.05 (roi 2) is not above the threshold
+    cls_prob[:, 2] = torch.tensor([0.10, 0.00, 0.00, 0.09])  # IoU(roi 0, roi 3) = 0.47 > 0.3: roi 3 suppressed
+    call = describe_call("get_detections", cls_prob, rois, 0.05, 0.3)
+    got = student.task_2.get_detections(cls_prob, rois, 0.05, 0.3)
+    check(isinstance(got, (tuple, list)) and len(got) == 3, f"expected (boxes, scores, labels), got {describe(got)}",
+          call=call)
+    boxes = wl.tensor(got[0], "boxes", call, torch.float64).reshape(-1, 4)
+    scores = wl.tensor(got[1], "scores", call, torch.float64).reshape(-1)
+    labels = wl.tensor(got[2], "labels", call, torch.int64).reshape(-1)
+    expected = (rois[[1, 2, 3, 0]].double(), torch.tensor([0.40, 0.20, 0.50, 0.10], dtype=torch.float64),
+                torch.tensor([0, 0, 1, 2]))
+    got_sorted, expected_sorted = wl.sort_detections(boxes, scores, labels), wl.sort_detections(*expected)
+    for what, g, e in zip(("boxes", "scores", "labels"), got_sorted, expected_sorted):
+        assert_close(g, e, call=call, what=f"{what} (sorted by class, then score)", rtol=1e-6, atol=1e-6,
+                     hint="for each class: keep cls_prob > thresh, then NMS (IoU > 0.3 suppresses) within the class")
+
+
+@pytest.mark.weight(2)
+@pytest.mark.number("2.8")
+def test_calculate_map_hand_computed(student, wl):
+    """calculate_map: class-wise AP at IoU 0.5 on a hand-computed example"""
+    ground_truths = [(torch.tensor([[0.0, 0, 10, 10], [20, 20, 30, 30]]), torch.tensor([0, 0])),
+                     (torch.tensor([[0.0, 0, 10, 10]]), torch.tensor([1])),
+                     (torch.tensor([[40.0, 40, 60, 60]]), torch.tensor([3]))]
+    detections = [
+        # class 0: a hit (0.9), a duplicate of it (0.8: false positive), the second box (0.7, IoU 10/11)
+        (torch.tensor([[0.0, 0, 10, 10], [0, 0, 10, 11], [20, 20, 30, 31]]), torch.tensor([0.9, 0.8, 0.7]),
+         torch.tensor([0, 0, 0])),
+        # image 1: a class-0 false positive (0.95); its class-1 box is missed
+        (torch.tensor([[0.0, 0, 10, 10]]), torch.tensor([0.95]), torch.tensor([0])),
+        # image 2: class 3 found, with IoU 0.49 (a miss) and 0.64 (a hit)
+        (torch.tensor([[40.0, 40, 54, 54], [42, 42, 58, 58]]), torch.tensor([0.6, 0.5]), torch.tensor([3, 3])),
+    ]
+    call = describe_call("calculate_map", detections, ground_truths, num_classes=4)
+    got = student.task_2.calculate_map(detections, ground_truths, num_classes=4)
+    # class 0 ranks: FP, TP, FP, TP -> precision at the recall steps: 1/2, 2/4 -> AP = 0.5
+    # class 3 ranks: FP, TP -> AP = 1 * 1/2
+    wl.check_aps(got, [0.5, 0.0, float("nan"), 0.5], call)
