@@ -26,7 +26,14 @@ import time
 from collections.abc import Mapping, Sequence
 
 import torch
-from metrics import accuracy, centroid_distances, class_centroids, confusion_matrix, f1_score, misclassified_per_class
+from metrics import (
+    accuracy,
+    centroid_distances,
+    class_centroids,
+    confusion_matrix,
+    f1_score,
+    misclassified_per_class,
+)
 from mixup import sample_mixup, soft_target_cross_entropy
 from models import build_model
 from torch import Tensor, nn

@@ -140,8 +140,9 @@ def build_transforms(train: bool, size: int = 224) -> Callable:
 
     Returns:
         ``torchvision.transforms.Compose`` (v1 or v2) whose ``transforms`` list
-        the steps; applied to an RGB ``PIL`` image it gives Tensor[3, size, size]
-        float32.
+        the steps; applied to an RGB ``PIL`` image it gives a plain
+        Tensor[3, size, size] float32 (with ``transforms.v2``, end with
+        ``v2.ToPureTensor()``).
     """
     raise NotImplementedError("TODO: build_transforms")
 

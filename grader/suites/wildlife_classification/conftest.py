@@ -59,6 +59,25 @@ def make_folder(sandbox_tmp_path: Path) -> Any:
     return _make
 
 
+@pytest.fixture
+def keep() -> Iterator[Any]:
+    """``keep(proxy)``: hold a proxy until the test ends, and return it.
+
+    Works around the engine's handle bookkeeping: the worker gives every proxy of
+    one object the same id, and the first of them to be garbage-collected
+    releases the object for all. ``model.eval()`` returns ``model`` itself, so
+    discarding its result would release ``model``; write ``keep(model.eval())``.
+    """
+    held: list[Any] = []
+
+    def _keep(value: Any) -> Any:
+        held.append(value)
+        return value
+
+    yield _keep
+    held.clear()
+
+
 # -- models --------------------------------------------------------------------
 
 def parameter_shapes(model: Any) -> list[tuple[int, ...]]:
@@ -107,6 +126,56 @@ def seeded_(module: torch.nn.Module, seed: int) -> torch.nn.Module:
             elif name.endswith("running_var"):
                 buffer.copy_(torch.rand(buffer.shape, generator=generator) + 0.5)
     return module
+
+
+# -- small models and loaders built inside the student's process ---------------------------
+
+def toy_data(count: int = 24, classes: int = 3, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images [count, 3, 4, 4] whose class shifts the mean (learnable), and int64 labels."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.arange(count) % classes
+    centres = torch.randn(classes, 3, 4, 4, generator=generator)
+    images = centres[labels] + 0.5 * torch.randn(count, 3, 4, 4, generator=generator)
+    return images, labels
+
+
+def local_toy_model(classes: int = 3, dropout: float = 0.0, seed: int = 0) -> torch.nn.Sequential:
+    """Flatten -> [Dropout] -> Linear(48, classes), seeded; the twin of ``remote_toy_model``."""
+    torch.manual_seed(seed)
+    layers: list[torch.nn.Module] = [torch.nn.Flatten()]
+    if dropout:
+        layers.append(torch.nn.Dropout(dropout))
+    layers.append(torch.nn.Linear(48, classes))
+    return torch.nn.Sequential(*layers)
+
+
+def remote_toy_model(student: Any, local: torch.nn.Sequential) -> Any:
+    """The same model as ``local`` (same layers, same weights), built in the student's process."""
+    nn = student.import_library("torch.nn")
+    layers = []
+    for layer in local:
+        if isinstance(layer, torch.nn.Flatten):
+            layers.append(nn.Flatten())
+        elif isinstance(layer, torch.nn.Dropout):
+            layers.append(nn.Dropout(layer.p))
+        else:
+            layers.append(nn.Linear(layer.in_features, layer.out_features))
+    model = nn.Sequential(*layers)
+    model.load_state_dict({k: v.detach().clone() for k, v in local.state_dict().items()})
+    return model
+
+
+def remote_feature_model(student: Any, local: torch.nn.Sequential) -> Any:
+    """A bare ``nn.Module`` whose ``forward_features`` is a copy of ``local`` (for extract_features)."""
+    holder = student.import_library("torch.nn").Module()
+    holder.forward_features = remote_toy_model(student, local)
+    return holder
+
+
+def remote_loader(student: Any, images: torch.Tensor, labels: torch.Tensor, batch_size: int) -> Any:
+    """An unshuffled ``DataLoader(TensorDataset(images, labels))`` in the student's process."""
+    data = student.import_library("torch.utils.data")
+    return data.DataLoader(data.TensorDataset(images, labels), batch_size=batch_size, shuffle=False)
 
 
 # -- files written by student code ---------------------------------------------------
@@ -228,4 +297,6 @@ def tools() -> SimpleNamespace:
     return SimpleNamespace(assert_png=assert_png, check_split=check_split, copy_weights_by_order=copy_weights_by_order,
                            parameter_shapes=parameter_shapes, read_scalars=read_scalars,
                            read_wandb_history=read_wandb_history, seeded_=seeded_, classes=WILDLIFE_CLASSES,
-                           class_to_idx=HANDOUT_CLASS_TO_IDX)
+                           class_to_idx=HANDOUT_CLASS_TO_IDX, toy_data=toy_data, local_toy_model=local_toy_model,
+                           remote_toy_model=remote_toy_model, remote_feature_model=remote_feature_model,
+                           remote_loader=remote_loader)

@@ -1,0 +1,72 @@
+"""Hidden tests of the models: other sizes and channels, errors, batch norm, against the reference."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+import torchvision
+
+from grader.compare import assert_close, check, describe_call
+from grader.student import num_parameters, student_raises
+
+
+@pytest.mark.weight(1)
+@pytest.mark.number("2.2.1")
+def test_cnn_other_sizes_against_reference(student, reference, tools):
+    """Q2.2(a) WildlifeCNN with 1 channel, 48-px inputs and 7 classes equals the reference; input_size < 16 fails"""
+    expected_model = tools.seeded_(reference.models.WildlifeCNN(7, 1, 48), 3).eval()
+    model = student.models.WildlifeCNN(7, 1, 48)
+    tools.copy_weights_by_order(expected_model.features, model.features, "WildlifeCNN(7, 1, 48).features")
+    tools.copy_weights_by_order(expected_model.classifier, model.classifier, "WildlifeCNN(7, 1, 48).classifier")
+    x = torch.randn(4, 1, 48, 48, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        expected = expected_model(x)
+    assert_close(model(x), expected, call=describe_call("WildlifeCNN(7, 1, 48)", x), rtol=1e-4, atol=1e-5)
+    with student_raises("ValueError", match="8"):
+        student.models.WildlifeCNN(10, 3, 8)
+
+
+@pytest.mark.weight(0.5)
+@pytest.mark.number("2.3.1")
+def test_resnet18_errors_and_classes(student, sandbox_tmp_path):
+    """Q2.3(a) ResNet18Classifier: missing checkpoint file is a FileNotFoundError; num_classes sets the head"""
+    missing = sandbox_tmp_path / "no-such-checkpoint.pth"
+    with student_raises("FileNotFoundError", match=os.path.basename(missing)):
+        student.models.ResNet18Classifier(10, str(missing))
+    model = student.models.ResNet18Classifier(5)
+    check(num_parameters(model, trainable_only=True) == 11_176_512 + 2_565,
+          "ResNet18Classifier(5) should have 11,179,077 trainable parameters (nothing frozen by default)")
+
+
+@pytest.mark.weight(0.5)
+@pytest.mark.number("2.4.5")
+def test_vgg13_batch_norm_matches_torchvision(student, tools, keep):
+    """Seed 004 VGG13(batch_norm=True): features equal torchvision's vgg13_bn().features in eval mode"""
+    oracle = tools.seeded_(torchvision.models.vgg13_bn(weights=None).features, 9).eval()
+    model = student.models.VGG13(10, 3, 32, 32, 0.5, True)
+    tools.copy_weights_by_order(oracle, model.features, "VGG13(batch_norm=True).features")
+    keep(model.eval())
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(10))
+    with torch.no_grad():
+        expected = oracle(x).flatten(1)
+    assert_close(model.forward_features(x), expected, call=describe_call("VGG13(batch_norm=True).forward_features", x),
+                 rtol=1e-4, atol=1e-4, hint="Conv2d -> BatchNorm2d -> ReLU")
+
+
+@pytest.mark.weight(0.5)
+@pytest.mark.number("2.4.5")
+def test_vgg13_sizes_against_reference(student, reference, tools, keep):
+    """Seed 004 VGG13: 64-px grey inputs (flattened 2048 features) equal the reference; input_size < 32 fails"""
+    expected_model = tools.seeded_(reference.models.VGG13(4, 1, 64, 16), 11).eval()
+    model = student.models.VGG13(4, 1, 64, 16)
+    tools.copy_weights_by_order(expected_model.features, model.features, "VGG13(4, 1, 64, 16).features")
+    tools.copy_weights_by_order(expected_model.classifier, model.classifier, "VGG13(4, 1, 64, 16).classifier")
+    keep(model.eval())
+    x = torch.randn(2, 1, 64, 64, generator=torch.Generator().manual_seed(12))
+    with torch.no_grad():
+        expected = expected_model(x)
+    assert_close(model(x), expected, call=describe_call("VGG13(4, 1, 64, 16)", x), rtol=1e-4, atol=1e-4)
+    with student_raises("ValueError"):
+        student.models.VGG13(10, 3, 16)
