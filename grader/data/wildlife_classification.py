@@ -7,9 +7,10 @@ The layout is that of the Russian Wildlife data set, with its folder names::
     ...
     root/people/people_0009.jpg
 
-Each class is drawn as its own (shape, colour) pair (``grader.data.voc.class_style``)
-at a random position and size on a noisy background, so the task is learnable
-and the class of an image is what you see. Everything is deterministic given
+Each class is drawn as its own (shape, colour) pair (``class_style``: the shapes of
+``grader.data.voc``, one distinct colour per class) at a random position, size
+and shade on a noisy grey background, so the task is learnable and the class of
+an image is what you see. Everything is deterministic given
 the seed. ``add_clutter`` writes the things a loader must survive or reject
 (hidden files, non-image files, an unknown folder, an empty class, a corrupt
 image) for tests of error handling.
@@ -21,11 +22,18 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.data.voc import _draw, class_style
+from grader.data.voc import SHAPES, _draw
 
 WILDLIFE_CLASSES = ("amur_leopard", "amur_tiger", "birds", "black_bear", "brown_bear", "dog", "roe_deer",
                     "sika_deer", "wild_boar", "people")
 CLASS_TO_IDX = {name: index for index, name in enumerate(WILDLIFE_CLASSES)}
+COLOURS = ((230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
+           (70, 240, 240), (240, 50, 230), (128, 128, 0), (0, 0, 128))
+
+
+def class_style(index: int) -> tuple[str, tuple[int, int, int]]:
+    """(shape, RGB colour) that draws class ``index``: distinct shapes cycle, every colour is distinct."""
+    return SHAPES[index % len(SHAPES)], COLOURS[index % len(COLOURS)]
 
 
 @dataclass

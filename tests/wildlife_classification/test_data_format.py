@@ -13,6 +13,7 @@ from grader.data.wildlife_classification import (
     CLASS_TO_IDX,
     WILDLIFE_CLASSES,
     add_clutter,
+    class_style,
     corrupt_image,
     make_wildlife_folder,
 )
@@ -50,15 +51,18 @@ def test_deterministic_and_imbalanced(tmp_path):
 
 
 def test_classes_look_different(tmp_path):
-    """Each class has its own (shape, colour): the mean image of two classes differs clearly."""
+    """Each class has its own (shape, colour): the mean colour of a class's images leans to its colour."""
     folder = make_wildlife_folder(tmp_path / "rw", 6, seed=3)
     means = torch.zeros(10, 3)
     for path, label in folder.samples:
         with Image.open(path) as image:
             pixels = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32)).reshape(-1, 3)
         means[label] += pixels.mean(0) / 6
-    assert (means[:5, 0] > means[:5, 1]).all()  # red shapes
-    assert (means[5:, 1] > means[5:, 0]).all()  # green shapes
+    assert len({class_style(i) for i in range(10)}) == 10
+    for label in range(10):
+        colour = torch.tensor(class_style(label)[1], dtype=torch.float32)
+        centred = means[label] - means[label].mean()
+        assert torch.dot(centred, colour - colour.mean()) > 0, (label, means[label])
 
 
 def test_reference_reads_the_folder_and_ignores_clutter(tmp_path, dataset_module):

@@ -19,8 +19,8 @@ from scipy.spatial.distance import cdist
 from sklearn import metrics as skm
 from sklearn.decomposition import PCA
 
-from grader.sandbox.loader import load_modules
 from grader.paths import reference_root
+from grader.sandbox.loader import load_modules
 
 pytestmark = pytest.mark.filterwarnings("ignore:A single label was found")
 

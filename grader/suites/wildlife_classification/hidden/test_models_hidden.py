@@ -6,7 +6,7 @@ import os
 
 import pytest
 import torch
-import torchvision
+from torchvision.models.vgg import cfgs, make_layers
 
 from grader.compare import assert_close, check, describe_call
 from grader.student import num_parameters, student_raises
@@ -16,8 +16,8 @@ from grader.student import num_parameters, student_raises
 @pytest.mark.number("2.2.1")
 def test_cnn_other_sizes_against_reference(student, reference, tools):
     """Q2.2(a) WildlifeCNN with 1 channel, 48-px inputs and 7 classes equals the reference; input_size < 16 fails"""
-    expected_model = tools.seeded_(reference.models.WildlifeCNN(7, 1, 48), 3).eval()
     model = student.models.WildlifeCNN(7, 1, 48)
+    expected_model = tools.seeded_(reference.models.WildlifeCNN(7, 1, 48), 3).eval()
     tools.copy_weights_by_order(expected_model.features, model.features, "WildlifeCNN(7, 1, 48).features")
     tools.copy_weights_by_order(expected_model.classifier, model.classifier, "WildlifeCNN(7, 1, 48).classifier")
     x = torch.randn(4, 1, 48, 48, generator=torch.Generator().manual_seed(5))
@@ -44,8 +44,8 @@ def test_resnet18_errors_and_classes(student, sandbox_tmp_path):
 @pytest.mark.number("2.4.5")
 def test_vgg13_batch_norm_matches_torchvision(student, tools, keep):
     """Seed 004 VGG13(batch_norm=True): features equal torchvision's vgg13_bn().features in eval mode"""
-    oracle = tools.seeded_(torchvision.models.vgg13_bn(weights=None).features, 9).eval()
     model = student.models.VGG13(10, 3, 32, 32, 0.5, True)
+    oracle = tools.seeded_(make_layers(cfgs["B"], batch_norm=True), 9).eval()  # torchvision's vgg13_bn().features
     tools.copy_weights_by_order(oracle, model.features, "VGG13(batch_norm=True).features")
     keep(model.eval())
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(10))
@@ -59,8 +59,8 @@ def test_vgg13_batch_norm_matches_torchvision(student, tools, keep):
 @pytest.mark.number("2.4.5")
 def test_vgg13_sizes_against_reference(student, reference, tools, keep):
     """Seed 004 VGG13: 64-px grey inputs (flattened 2048 features) equal the reference; input_size < 32 fails"""
-    expected_model = tools.seeded_(reference.models.VGG13(4, 1, 64, 16), 11).eval()
     model = student.models.VGG13(4, 1, 64, 16)
+    expected_model = tools.seeded_(reference.models.VGG13(4, 1, 64, 16), 11).eval()
     tools.copy_weights_by_order(expected_model.features, model.features, "VGG13(4, 1, 64, 16).features")
     tools.copy_weights_by_order(expected_model.classifier, model.classifier, "VGG13(4, 1, 64, 16).classifier")
     keep(model.eval())

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torchvision
 from torch import nn
+from torchvision.models.vgg import cfgs, make_layers
 
 from grader.compare import assert_close, assert_equal, check, describe_call
 from grader.student import num_parameters
@@ -37,8 +38,8 @@ def test_cnn_conv_layers(student, tools):
 @pytest.mark.number("2.2.1")
 def test_cnn_trunk_matches_handout(student, tools):
     """Q2.2(a) WildlifeCNN.forward_features: conv/ReLU, max-pool 4/4 then 2/2 and 2/2, flattened"""
-    oracle = tools.seeded_(cnn_oracle(3), 0).eval()
     model = student.models.WildlifeCNN(10, 3, 64)
+    oracle = tools.seeded_(cnn_oracle(3), 0).eval()
     tools.copy_weights_by_order(oracle, model.features, "model.features")
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
@@ -118,8 +119,8 @@ def test_resnet18_freeze_backbone(student):
 @pytest.mark.number("2.4.5")
 def test_vgg13_features_match_torchvision(student, tools):
     """Seed 004 VGG13: five blocks of 2 x (conv + ReLU) + max-pool, as torchvision's vgg13().features"""
-    oracle = tools.seeded_(torchvision.models.vgg13(weights=None).features, 5).eval()
     model = student.models.VGG13(10, 3, 32, 64)
+    oracle = tools.seeded_(make_layers(cfgs["B"]), 5).eval()  # torchvision's vgg13().features
     tools.copy_weights_by_order(oracle, model.features, "model.features")
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(6))
     with torch.no_grad():
