@@ -200,17 +200,17 @@ class VGG13(nn.Module):
 
 def build_model(name: str, num_classes: int = 10, input_size: int = 224, in_channels: int = 3,
                 weights_path: str | None = None) -> nn.Module:
-    """The model called ``name``: ``"cnn"`` (WildlifeCNN), ``"resnet18"`` or ``"vgg13"`` (VGG13, hidden 512).
+    """The model called ``name``: ``"cnn"`` (WildlifeCNN), ``"resnet18"`` or ``"vgg13"`` (VGG13 with batch norm, hidden 512).
 
     Raises:
         ValueError: an unknown name (the message lists the known ones).
+
+    Given (not graded): used by ``train.py``'s report driver.
     """
-    # BEGIN SOLUTION
     if name == "cnn":
         return WildlifeCNN(num_classes, in_channels, input_size)
     if name == "resnet18":
         return ResNet18Classifier(num_classes, weights_path)
     if name == "vgg13":
-        return VGG13(num_classes, in_channels, input_size, hidden_dim=512, batch_norm=True)
+        return VGG13(num_classes, in_channels, input_size, hidden_dim=512, dropout=0.2, batch_norm=True)
     raise ValueError(f"unknown model {name!r}; expected 'cnn', 'resnet18' or 'vgg13'")
-    # END SOLUTION

@@ -30,7 +30,7 @@ def test_train_one_epoch_matches_reference(student, reference, tools):
                  hint="one optimizer step per batch on nn.CrossEntropyLoss (mean over the batch)")
     frozen = student.import_library("torch.optim").Adam(model.parameters(), lr=0.0)
     plain = student.train.train_one_epoch(model, loader, frozen)
-    mixed = student.train.train_one_epoch(model, loader, frozen, "cpu", 0.4, 3)
+    mixed = student.train.train_one_epoch(model, loader, frozen, mixup_alpha=0.4, num_classes=3)
     check(mixed["loss"] == mixed["loss"] and abs(mixed["loss"] - plain["loss"]) > 1e-4,
           f"with mixup_alpha=0.4 the loss should be measured on mixed batches (soft targets), got {mixed['loss']} "
           f"against {plain['loss']} without mixup")
@@ -38,14 +38,23 @@ def test_train_one_epoch_matches_reference(student, reference, tools):
 
 @pytest.mark.weight(0.5)
 @pytest.mark.number("2.2.3")
-def test_fit_logs_offline_wandb(student, sandbox_tmp_path, tools):
-    """Q2.2(b) fit(use_wandb=True): an offline wandb run with losses, accuracies and the confusion matrix"""
+def test_fit_logs_offline_wandb(student, reference, sandbox_tmp_path, tools):
+    """Q2.2(b) fit(use_wandb=True): Adam as the reference does; an offline wandb run with losses, accuracies, confusion matrix"""
     images, labels = tools.toy_data(18, 3, seed=13)
-    model = tools.remote_toy_model(student, tools.local_toy_model(3, seed=14))
+    local = tools.local_toy_model(3, seed=14)
+    model = tools.remote_toy_model(student, local)
     loaders = {"train": tools.remote_loader(student, images, labels, 6),
                "val": tools.remote_loader(student, images, labels, 9)}
     log_dir = sandbox_tmp_path / "wandb_logs"
-    history = student.train.fit(model, loaders, 2, 0.05, "cpu", str(log_dir), True, "toy", None, 3, ["a", "b", "c"])
+    history = student.train.fit(model, loaders, epochs=2, lr=0.05, log_dir=str(log_dir), use_wandb=True,
+                                run_name="toy", num_classes=3, class_names=["a", "b", "c"])
+    data = torch.utils.data
+    local_loaders = {"train": data.DataLoader(data.TensorDataset(images, labels), batch_size=6),
+                     "val": data.DataLoader(data.TensorDataset(images, labels), batch_size=9)}
+    expected = reference.train.fit(local, local_loaders, epochs=2, lr=0.05, num_classes=3)
+    assert_close(history, expected, rtol=1e-4, atol=1e-6, what="history",
+                 hint="torch.optim.Adam(lr=lr) over the trainable parameters; train_one_epoch then evaluate per epoch")
+    assert_close(model.state_dict(), local.state_dict(), rtol=1e-4, atol=1e-6, what="weights after fit")
     rows = tools.read_wandb_history(log_dir)
     logged: dict[str, list[float]] = {}
     has_matrix = False

@@ -44,7 +44,8 @@ def test_fit_logs_to_tensorboard(student, sandbox_tmp_path, tools):
     loaders = {"train": tools.remote_loader(student, images, labels, 8),
                "val": tools.remote_loader(student, images[:12], labels[:12], 5)}
     log_dir = sandbox_tmp_path / "logs"
-    history = student.train.fit(model, loaders, 3, 0.05, "cpu", str(log_dir), False, "toy", None, 3, ["a", "b", "c"])
+    history = student.train.fit(model, loaders, epochs=3, lr=0.05, log_dir=str(log_dir), num_classes=3,
+                                class_names=["a", "b", "c"])
     keys = ["train_loss", "train_accuracy", "val_loss", "val_accuracy"]
     check(isinstance(history, dict) and sorted(history) == sorted(keys),
           f"fit should return a dict with keys {keys}, got {history if not isinstance(history, dict) else list(history)}")
