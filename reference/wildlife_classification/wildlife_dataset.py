@@ -107,7 +107,8 @@ def stratified_split(labels: Sequence[int] | Tensor, ratios: Sequence[float] = S
     ``seed``: the same call always gives the same split) and cut at the rounded
     cumulative ratios: with ``n_c`` samples in class ``c``, part ``j`` receives
     ``round(n_c * (r_0 + ... + r_j)) - round(n_c * (r_0 + ... + r_{j-1}))``
-    of them, so every part holds its share of every class to within one sample.
+    of them (``round(x) = floor(x + 0.5)``; the last part takes the rest), so
+    every part holds its share of every class to within one sample.
     No Python loop over samples (vectorize with a permutation and a stable sort).
 
     Args:

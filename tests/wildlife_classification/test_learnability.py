@@ -17,7 +17,7 @@ from grader.data.wildlife_classification import make_wildlife_folder
 from grader.paths import reference_root
 from grader.sandbox.loader import load_modules
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 
 @pytest.fixture(scope="module")
