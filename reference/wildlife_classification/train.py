@@ -176,7 +176,9 @@ def fit(model: nn.Module, loaders: Mapping[str, DataLoader], epochs: int = 10, l
       steps ``1..epochs``, and after the last epoch the validation confusion
       matrix as a figure under the tag ``confusion_matrix`` (``add_figure``);
     * with ``use_wandb``: an offline wandb run (``wandb.init(mode="offline",
-      dir=log_dir, name=run_name)``) with ``train/loss``, ``val/loss``,
+      dir=log_dir, name=run_name)``; set the environment variables
+      ``WANDB_MODE=offline`` and ``WANDB_ERROR_REPORTING=false`` before importing
+      wandb, or it still sends telemetry) with ``train/loss``, ``val/loss``,
       ``train/accuracy``, ``val/accuracy`` and ``epoch`` per epoch and the
       validation confusion matrix (``wandb.plot.confusion_matrix``) at the end;
       the run is finished before returning.
@@ -197,6 +199,9 @@ def fit(model: nn.Module, loaders: Mapping[str, DataLoader], epochs: int = 10, l
         os.makedirs(log_dir, exist_ok=True)
         writer = SummaryWriter(os.fspath(log_dir))
         if use_wandb:
+            # Offline for the whole process, and no crash/usage telemetry: nothing may touch the network.
+            os.environ.setdefault("WANDB_MODE", "offline")
+            os.environ.setdefault("WANDB_ERROR_REPORTING", "false")
             import wandb
 
             run = wandb.init(project="wildlife-classification", name=run_name, dir=os.fspath(log_dir),
