@@ -42,7 +42,7 @@ def test_only_the_train_split_augments(student, wildlife_folder):
 
 @pytest.mark.weight(0.5)
 @pytest.mark.number("2.4.2")
-@settings(max_examples=25)
+@settings(max_examples=15)
 @given(st.integers(0, 2**31 - 1), st.integers(1, 9), st.floats(0, 1))
 def test_mixup_batch_random(student, seed, count, lam):
     """Seed 004 mixup_batch on random float64 batches, permutations and weights; one_hot range errors"""

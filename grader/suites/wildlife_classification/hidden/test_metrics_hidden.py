@@ -25,7 +25,7 @@ def predictions(draw, max_classes: int = 8):
 
 @pytest.mark.weight(0.5)
 @pytest.mark.number("2.2.5")
-@settings(max_examples=30)
+@settings(max_examples=15)
 @given(predictions())
 def test_confusion_matrix_random(student, case):
     """Q2.2(d) confusion matrix on random predictions; out-of-range classes are errors"""
@@ -39,7 +39,7 @@ def test_confusion_matrix_random(student, case):
 
 @pytest.mark.weight(0.5)
 @pytest.mark.number("2.2.6")
-@settings(max_examples=30)
+@settings(max_examples=15)
 @given(predictions(), st.sampled_from(["macro", "weighted", "micro"]))
 def test_f1_random(student, case, average):
     """Q2.2(d) F1 score on random predictions (absent classes, tiny sets) equals sklearn's"""
@@ -53,7 +53,7 @@ def test_f1_random(student, case, average):
 
 @pytest.mark.weight(0.25)
 @pytest.mark.number("2.2.7")
-@settings(max_examples=30)
+@settings(max_examples=15)
 @given(predictions(), st.integers(1, 4))
 def test_misclassified_per_class_random(student, reference, case, k):
     """Q2.2(e) misclassified samples per class on random predictions"""
@@ -65,7 +65,7 @@ def test_misclassified_per_class_random(student, reference, case, k):
 
 @pytest.mark.weight(1)
 @pytest.mark.number("2.5.1")
-@settings(max_examples=30)
+@settings(max_examples=15)
 @given(st.integers(0, 2**31 - 1), st.integers(1, 30), st.integers(2, 6))
 def test_class_centroids_random(student, seed, count, classes):
     """Q2.5 (bonus) class centroids on random float64 features (classes may be empty)"""
@@ -82,7 +82,7 @@ def test_class_centroids_random(student, seed, count, classes):
 
 @pytest.mark.weight(1.5)
 @pytest.mark.number("2.5.2")
-@settings(max_examples=30)
+@settings(max_examples=15)
 @given(st.integers(0, 2**31 - 1), st.integers(1, 25), st.integers(2, 6))
 def test_centroid_distances_random(student, seed, count, classes):
     """Q2.5 (bonus) centroid distances on random features equal scipy's cdist (NaN for correct predictions)"""

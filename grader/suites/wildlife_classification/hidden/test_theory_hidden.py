@@ -15,7 +15,7 @@ seeds = st.integers(0, 2**31 - 1)
 
 @pytest.mark.weight(0.5)
 @pytest.mark.number("1.1")
-@settings(max_examples=25)
+@settings(max_examples=15)
 @given(seeds)
 def test_logit_gradients_random(student, seed):
     """Q1.1(a) MSE and BCE logit gradients on random float64 inputs with broadcast labels"""
@@ -31,7 +31,7 @@ def test_logit_gradients_random(student, seed):
 
 @pytest.mark.weight(0.5)
 @pytest.mark.number("1.2")
-@settings(max_examples=25)
+@settings(max_examples=15)
 @given(seeds)
 def test_bce_random_float64(student, seed):
     """Q1.1(b) BCE per element on random float64 predictions (both labels, no reduction)"""
@@ -45,7 +45,7 @@ def test_bce_random_float64(student, seed):
 
 @pytest.mark.weight(0.5)
 @pytest.mark.number("1.3")
-@settings(max_examples=25)
+@settings(max_examples=15)
 @given(st.integers(1, 30), seeds)
 def test_mean_bce_random(student, count, seed):
     """Q1.1(d) mean BCE equals torch's binary_cross_entropy on random data sets"""
@@ -76,7 +76,7 @@ def test_l2_update_shrinks_and_keeps_input(student):
 
 @pytest.mark.weight(0.5)
 @pytest.mark.number("1.5")
-@settings(max_examples=25)
+@settings(max_examples=15)
 @given(seeds, st.integers(2, 6))
 def test_kl_zeros_and_identity(student, seed, classes):
     """Q1.1(f) entropy/CE/KL with zero probabilities, KL(P||P) = 0 and KL = CE - H"""
@@ -123,7 +123,7 @@ def _jacobians(z: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.weight(0.5)
 @pytest.mark.number("1.7")
-@settings(max_examples=25)
+@settings(max_examples=15)
 @given(seeds, st.integers(2, 6))
 def test_softmax_jacobian_diagonal_batched(student, seed, classes):
     """Q1.2(b) softmax Jacobian diagonal, batched, on random logits"""
@@ -140,7 +140,7 @@ def test_softmax_jacobian_diagonal_batched(student, seed, classes):
 
 @pytest.mark.weight(0.5)
 @pytest.mark.number("1.8")
-@settings(max_examples=25)
+@settings(max_examples=15)
 @given(seeds, st.integers(2, 6))
 def test_softmax_jacobian_full_batched(student, seed, classes):
     """Q1.2(c) the whole softmax Jacobian, batched, on random logits"""
@@ -156,7 +156,7 @@ def test_softmax_jacobian_full_batched(student, seed, classes):
 
 @pytest.mark.weight(1)
 @pytest.mark.number("1.9")
-@settings(max_examples=25)
+@settings(max_examples=15)
 @given(seeds, st.integers(2, 8))
 def test_softmax_cross_entropy_grad_random(student, seed, classes):
     """Q1.2(d) dL/dz against autograd for random logits and labels, float32 and float64"""

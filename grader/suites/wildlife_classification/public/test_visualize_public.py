@@ -55,9 +55,10 @@ def test_tsne_2d_and_3d(student):
         purity = nearest_neighbour_purity(got, labels)
         check(purity >= 0.95, f"three well-separated clusters got mixed in the {dims}-D embedding (nearest-neighbour "
                               f"label agreement {purity:.2f})", hint="embed the features you were given")
-        again = student.visualize.tsne(features, dims, 0)
-        assert_close(again, got, what=f"a second {dims}-D embedding with the same seed",
-                     hint="TSNE(..., random_state=seed)")
+        if dims == 2:
+            again = student.visualize.tsne(features, dims, 0)
+            assert_close(again, got, what="a second 2-D embedding with the same seed",
+                         hint="TSNE(..., random_state=seed)")
 
 
 @pytest.mark.weight(0.5)
@@ -75,12 +76,13 @@ def test_plot_embedding_2d_and_3d(student, sandbox_tmp_path, tools):
 @pytest.mark.number("2.3.6")
 def test_confusion_matrix_figure_and_png(student, sandbox_tmp_path, tools):
     """Q2.2(d)/2.3(c) confusion-matrix heat map: a matplotlib Figure, and a PNG file"""
-    cm = torch.tensor(np.arange(100).reshape(10, 10) % 7)
-    figure = student.visualize.confusion_matrix_figure(cm, list(tools.classes))
+    cm = torch.tensor(np.arange(25).reshape(5, 5) % 7)
+    names = list(tools.classes[:5])
+    figure = student.visualize.confusion_matrix_figure(cm, names)
     check(type_name(figure) == "matplotlib.figure.Figure",
           f"confusion_matrix_figure should return a matplotlib.figure.Figure, got {type_name(figure)}")
     path = sandbox_tmp_path / "confusion.png"
-    returned = student.visualize.plot_confusion_matrix(cm, list(tools.classes), str(path))
+    returned = student.visualize.plot_confusion_matrix(cm, names, str(path))
     check(str(returned) == str(path), f"plot_confusion_matrix should return the path, got {returned!r}")
     tools.assert_png(path, "confusion matrix heat map")
 
