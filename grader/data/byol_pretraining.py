@@ -108,8 +108,8 @@ def draw_image(label: int, rng: random.Random, image_size: int = 64, colour: str
     x1 = rng.uniform(0, image_size - side)
     y1 = rng.uniform(0, image_size - side)
     _draw_shape(draw, shape, (int(x1), int(y1), int(x1 + side), int(y1 + side)), fill)
-    noise = Image.effect_noise((image_size, image_size), 24).convert("RGB")
-    return Image.blend(image, noise, 0.12)
+    noise = Image.frombytes("L", (image_size, image_size), rng.randbytes(image_size * image_size)).convert("RGB")
+    return Image.blend(image, noise, 0.1)
 
 
 def write_csv(path: Path, rows: list[tuple[int, str, int]]) -> None:
