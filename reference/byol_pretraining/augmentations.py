@@ -104,6 +104,7 @@ def two_views(image: Any, transform: Callable[[Any], Tensor],
         ValueError: when ``seeds`` is not two different integers (equal seeds
             would make identical views); the message quotes ``seeds``.
     """
+    # Hint: torch.random.fork_rng(devices=[]) restores the global generator when its block ends.
     # BEGIN SOLUTION
     if seeds is None:
         return transform(image), transform(image)

@@ -105,6 +105,7 @@ def byol_loss(prediction: Tensor, target: Tensor) -> Tensor:
     Raises:
         ValueError: when the shapes differ or are not 2-D (the message quotes both).
     """
+    # Hint: F.normalize(x, dim=-1); the target is a constant (detach it).
     # BEGIN SOLUTION
     if prediction.dim() != 2 or prediction.shape != target.shape:
         raise ValueError(f"prediction and target must both be [B, D], got {list(prediction.shape)} "
@@ -154,6 +155,7 @@ def ema_update(online: nn.Module, target: nn.Module, tau: float) -> None:
             two networks' parameters or buffers differ in names or shapes
             (quoting the first name that differs).
     """
+    # Hint: check every name and shape first, then update in place (mul_ and add_, or lerp_).
     # BEGIN SOLUTION
     if not 0.0 <= tau <= 1.0:
         raise ValueError(f"tau must be in [0, 1], got {tau!r}")
@@ -226,6 +228,7 @@ class BYOL(nn.Module):
             ValueError: when ``tau`` is outside ``[0, 1]`` (quoting it).
         """
         super().__init__()
+        # Hint: copy.deepcopy makes the target; requires_grad_(False) freezes it.
         # BEGIN SOLUTION
         if not 0.0 <= tau <= 1.0:
             raise ValueError(f"tau must be in [0, 1], got {tau!r}")

@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from augmentations import two_views
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
-
-from augmentations import two_views
 
 NUM_CLASSES = 65
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -73,6 +72,7 @@ def read_office_csv(path: str | Path, num_classes: int = NUM_CLASSES, labelled: 
     Returns:
         list[Record]: one record per image line, in file order.
     """
+    # Hint: csv.reader(...).line_num is the file line of the row just read (blank lines included).
     # BEGIN SOLUTION
     path = Path(path)
     records: list[Record] = []

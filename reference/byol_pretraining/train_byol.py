@@ -17,13 +17,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
-from torch.utils.data import DataLoader
-from torch.utils.tensorboard import SummaryWriter
-
 from augmentations import byol_augmentation
 from byol import BYOL, cosine_tau, resnet_backbone
 from officehome import UnlabeledImages
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+from torch.utils.tensorboard import SummaryWriter
 
 
 def build_optimizer(model: BYOL, lr: float = 1e-4, weight_decay: float = 0.0) -> torch.optim.Adam:
@@ -115,6 +114,7 @@ def pretrain(model: BYOL, loader: Sequence | DataLoader, epochs: int, optimizer:
     Raises:
         ValueError: when ``epochs`` or ``save_every`` < 1, or ``loader`` is empty (quoting the value).
     """
+    # Hint: len(loader) batches per epoch; step the scheduler after every optimizer.step().
     # BEGIN SOLUTION
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs!r}")

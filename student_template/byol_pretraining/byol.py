@@ -102,6 +102,7 @@ def byol_loss(prediction: Tensor, target: Tensor) -> Tensor:
     Raises:
         ValueError: when the shapes differ or are not 2-D (the message quotes both).
     """
+    # Hint: F.normalize(x, dim=-1); the target is a constant (detach it).
     raise NotImplementedError("TODO: byol_loss")
 
 
@@ -142,6 +143,7 @@ def ema_update(online: nn.Module, target: nn.Module, tau: float) -> None:
             two networks' parameters or buffers differ in names or shapes
             (quoting the first name that differs).
     """
+    # Hint: check every name and shape first, then update in place (mul_ and add_, or lerp_).
     raise NotImplementedError("TODO: ema_update")
 
 
@@ -186,6 +188,7 @@ class BYOL(nn.Module):
             ValueError: when ``tau`` is outside ``[0, 1]`` (quoting it).
         """
         super().__init__()
+        # Hint: copy.deepcopy makes the target; requires_grad_(False) freezes it.
         raise NotImplementedError("TODO: BYOL.__init__")
 
     def online_parameters(self) -> list[nn.Parameter]:

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
-
 from byol import load_backbone, resnet_backbone
+from torch import Tensor, nn
 
 
 class Classifier(nn.Module):
@@ -45,6 +44,7 @@ class Classifier(nn.Module):
         Returns:
             Classifier: ``self``.
         """
+        # Hint: nn.Module.train(mode) sets every submodule's mode; undo it for a frozen backbone.
         raise NotImplementedError("TODO: Classifier.train")
 
     def forward(self, images: Tensor) -> Tensor:

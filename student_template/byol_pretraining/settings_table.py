@@ -28,12 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
-
 from augmentations import byol_augmentation, eval_transform
 from byol import resnet_backbone
 from downstream import Classifier, build_classifier, build_optimizer, evaluate, train_one_epoch
 from officehome import OfficeHomeDataset, read_office_csv
+from torch.utils.data import DataLoader
 from train_byol import save_backbone
 
 

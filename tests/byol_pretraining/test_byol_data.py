@@ -37,7 +37,7 @@ def test_office_home_layout(tmp_path):
         assert rows[0] == ["id", "filename", "label"]
         assert [(int(i), f, int(label)) for i, f, label in rows[1:]] == split.rows
         assert [r[0] for r in split.rows] == list(range(count))
-        for image_id, filename, label in split.rows:
+        for _image_id, filename, label in split.rows:
             assert filename.startswith(OFFICE_HOME_CLASSES[label] + "_")
             with Image.open(tmp_path / "office" / name / filename) as image:
                 assert image.mode == "RGB" and image.size == (24, 24) and image.format == "JPEG"
