@@ -130,7 +130,8 @@ class UnlabeledImages(Dataset):
     generator. With an integer ``seed``, item ``i`` at epoch ``e`` (see
     ``set_epoch``; 0 at first) uses the seeds ``(s, s + 1)`` with
     ``s = seed + 2·(e·len(self) + i)``: reproducible, and no two views of a run
-    share a seed.
+    share a seed. (With ``DataLoader`` workers, ``set_epoch`` reaches them only
+    when they are started anew each epoch: ``persistent_workers=False``.)
 
     Args:
         root: the folder of images.

@@ -2,9 +2,10 @@
 
 The pre-training images show one of 8 shapes in a random colour on a random
 background (``colour="random"``): colour statistics, which a random network
-sees best, say nothing of the class, the shape does. A small backbone is
-pre-trained with the reference (seed's augmentation, Adam, cosine learning
-rate, cosine tau) for a CPU budget of minutes; a logistic-regression probe on
+sees best, say nothing of the class, the shape does. A small backbone
+(4 conv-BN-ReLU blocks, 128 features) is pre-trained with the reference (the
+seed's augmentation, Adam, cosine learning rate, cosine tau) on 512 images of
+24x24 for 200 steps of 64 pairs, a CPU budget of minutes; a logistic-regression probe on
 its frozen features is compared with the same probe on the random
 initialisation it started from.
 
@@ -25,12 +26,12 @@ from torch.utils.data import DataLoader
 
 from grader.data.byol_pretraining import make_mini, make_office_home
 
-IMAGE_SIZE = 32
-EPOCHS = int(os.environ.get("BYOL_LEARNABILITY_EPOCHS", "30"))
+IMAGE_SIZE = 24
+EPOCHS = int(os.environ.get("BYOL_LEARNABILITY_EPOCHS", "25"))  # 8 steps each
 
 
 def small_backbone(width: int = 32) -> tuple[nn.Module, int]:
-    """Four conv-BN-ReLU blocks (strides 1, 2, 2, 2) and global average pooling: ``[B, 3, 32, 32] -> [B, 4w]``."""
+    """Four conv-BN-ReLU blocks (strides 1, 2, 2, 2) and global average pooling: ``[B, 3, H, W] -> [B, 4w]``."""
 
     def block(cin: int, cout: int, stride: int) -> list[nn.Module]:
         return [nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout),
@@ -74,8 +75,17 @@ def normalised_std(network: nn.Module, images: torch.Tensor) -> float:
     return float(out.std(dim=0).mean())
 
 
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine, two threads that wait on each other are far slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.slow
-def test_byol_pretraining_beats_random_initialisation(ref, tmp_path):
+def test_byol_pretraining_beats_random_initialisation(ref, tmp_path, one_thread):
     torch.manual_seed(0)
     make_mini(tmp_path / "mini", count=512, num_classes=8, image_size=IMAGE_SIZE, seed=1, colour="random")
     make_office_home(tmp_path / "office", {"train": 400, "val": 400}, num_classes=8, image_size=IMAGE_SIZE,
@@ -93,7 +103,8 @@ def test_byol_pretraining_beats_random_initialisation(ref, tmp_path):
     model = ref.byol.BYOL(backbone, feature_dim, projection_dim=64, hidden_dim=512, tau=0.99)
     views = ref.officehome.UnlabeledImages(tmp_path / "mini" / "train",
                                            ref.augmentations.byol_augmentation(IMAGE_SIZE), seed=0)
-    loader = DataLoader(views, batch_size=64, shuffle=True, drop_last=True)
+    # One worker prepares views while the main process trains; started anew each epoch so set_epoch reaches it.
+    loader = DataLoader(views, batch_size=64, shuffle=True, drop_last=True, num_workers=1)
     optimizer = ref.train_byol.build_optimizer(model, lr=2e-3, weight_decay=1e-5)
     start = time.perf_counter()
     history = ref.train_byol.pretrain(model, loader, EPOCHS, optimizer, tmp_path / "run", save_every=EPOCHS)
@@ -112,5 +123,5 @@ def test_byol_pretraining_beats_random_initialisation(ref, tmp_path):
           f"of projections {projection_std:.4f} (1/sqrt(d) = {64 ** -0.5:.4f})")
     assert history[-1] < history[0]
     assert backbone_std > 0.2 * feature_dim ** -0.5 and projection_std > 0.2 * 64 ** -0.5, "collapsed"
-    assert byol_accuracy > random_accuracy + 0.10
+    assert byol_accuracy > random_accuracy + 0.08
     assert linear_probe(saved, train_set, val_set) == pytest.approx(byol_accuracy)

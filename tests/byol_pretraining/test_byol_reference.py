@@ -244,3 +244,28 @@ def test_format_table_lists_the_settings_in_order(ref):
     assert lines[0].startswith("| setting") and len(lines) == 5
     assert [line.split("|")[1].strip() for line in lines[2:]] == ["A", "C", "E"]
     assert "0.2084" in lines[-1] and "fix the backbone" in lines[-1]
+
+
+# -- the command lines (slow: ResNet-18 end to end) ---------------------------------------------------
+
+
+@pytest.mark.slow
+def test_command_lines_end_to_end(ref, tmp_path):
+    from grader.data.byol_pretraining import make_mini
+
+    make_mini(tmp_path / "mini", count=8, num_classes=4, image_size=16)
+    make_office_home(tmp_path / "office", {"train": 8, "val": 4}, num_classes=65, image_size=16)
+    history = ref.train_byol.main(["--data", str(tmp_path / "mini" / "train"), "--arch", "resnet18",
+                                   "--image-size", "16", "--epochs", "2", "--batch-size", "4", "--workers", "0",
+                                   "--hidden-dim", "32", "--projection-dim", "16", "--device", "cpu",
+                                   "--out", str(tmp_path / "run")])
+    assert len(history) == 2
+    assert {p.name for p in (tmp_path / "run").glob("*.pth")} == {"backbone_last.pth", "backbone_epoch002.pth"}
+    accuracies = ref.settings_table.main(["--office", str(tmp_path / "office"), "--mini", str(tmp_path / "mini"),
+                                          "--ssl-checkpoint", str(tmp_path / "run" / "backbone_last.pth"),
+                                          "--supervised-epochs", "1", "--arch", "resnet18", "--epochs", "1",
+                                          "--batch-size", "4", "--image-size", "16", "--workers", "0",
+                                          "--device", "cpu", "--out", str(tmp_path / "settings.md")])
+    assert sorted(accuracies) == list("ABCDE") and all(0 <= a <= 1 for a in accuracies.values())
+    assert len((tmp_path / "settings.md").read_text().splitlines()) == 7
+    assert (tmp_path / "settings.supervised.pth").is_file()
