@@ -250,6 +250,7 @@ def test_format_table_lists_the_settings_in_order(ref):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_command_lines_end_to_end(ref, tmp_path):
     from grader.data.byol_pretraining import make_mini
 
