@@ -95,15 +95,6 @@ def normalised_std(network: nn.Module, images: torch.Tensor) -> float:
     return float(out.std(dim=0).mean())
 
 
-@pytest.fixture
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine, two threads that wait on each other are far slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_byol_pretraining_beats_random_initialisation(ref, tmp_path, one_thread):
