@@ -25,3 +25,13 @@ def test_manifest_files_exist(assignment: str) -> None:
     for name in manifest.provided_files:
         assert (manifest.template_dir / name).exists(), f"provided file student_template/{assignment}/{name} missing"
     assert (manifest.suite_dir / "public").is_dir() and (manifest.suite_dir / "hidden").is_dir()
+
+
+def test_test_module_names_are_unique() -> None:
+    """pytest's default import mode needs distinct basenames across tests/ and grader/suites/."""
+    from collections import Counter
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    names = Counter(p.name for folder in ("tests", "grader/suites") for p in (root / folder).rglob("test_*.py"))
+    assert not [n for n, k in names.items() if k > 1], f"duplicate test module names: {names.most_common(5)}"

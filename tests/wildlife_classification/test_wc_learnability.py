@@ -1,6 +1,6 @@
 """Learnability (slow): the reference models train to a stated accuracy on CPU within a time budget.
 
-Run with ``python -m pytest tests/wildlife_classification/test_learnability.py -m slow -s``; each test prints
+Run with ``python -m pytest tests/wildlife_classification/test_wc_learnability.py -m slow -s``; each test prints
 its curve, test accuracy, wall and CPU time (recorded in reference/wildlife_classification/README.md).
 Budgets are asserted in CPU seconds of this process, which a shared, busy machine does not inflate.
 """
