@@ -35,3 +35,16 @@ def test_test_module_names_are_unique() -> None:
     root = Path(__file__).resolve().parents[1]
     names = Counter(p.name for folder in ("tests", "grader/suites") for p in (root / folder).rglob("test_*.py"))
     assert not [n for n, k in names.items() if k > 1], f"duplicate test module names: {names.most_common(5)}"
+
+
+def test_all_suites_collect_together() -> None:
+    """What TAs run, `pytest grader/`, collects every suite in one session (graded in tests/test_assignments.py)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run([sys.executable, "-m", "pytest", "grader/suites", "--collect-only", "-q", "-p", "no:randomly"],
+                         cwd=root, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "error" not in run.stdout.splitlines()[-1].lower(), run.stdout[-3000:]
