@@ -15,12 +15,12 @@ def _shapes(features: dict) -> dict:
     return {k: list(v.shape) for k, v in features.items()} if isinstance(features, dict) else features
 
 
-@pytest.mark.weight(2)
-@pytest.mark.number("1.1")
 def _backbone(student, fcos_kit):
     return fcos_kit.shared("backbone32", lambda: student.one_stage_detector.DetectorBackboneWithFPN(out_channels=32))
 
 
+@pytest.mark.weight(2)
+@pytest.mark.number("1.1")
 def test_backbone_fpn_shapes(student, fcos_kit):
     """DetectorBackboneWithFPN gives p3/p4/p5 at strides 8/16/32 with out_channels channels"""
     backbone = _backbone(student, fcos_kit)

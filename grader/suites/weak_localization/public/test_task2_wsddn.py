@@ -173,10 +173,12 @@ def test_wsddn_training_forward_sets_loss(student, wl):
 def test_get_detections_hand_made(student, wl):
     """get_detections: per-class threshold 0.05 and NMS at 0.3, classes independent"""
     rois = torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.0, 0.0, 0.5, 0.55], [0.5, 0.5, 1.0, 1.0], [0.1, 0.1, 0.6, 0.6]])
-    cls_prob = torch.zeros(4, 3, dtype=torch.float64)  # float64: 0.05 is exactly the threshold
-    cls_prob[:, 0] = torch.tensor([0.30, 0.40, 0.20, 0.04])  # roi 0 suppressed by roi 1; roi 3 below 0.05
-    cls_prob[:, 1] = torch.tensor([0.00, 0.00, 0.05, 0.50])  # exactly 0.05 (roi 2) is not above the threshold
-    cls_prob[:, 2] = torch.tensor([0.10, 0.00, 0.00, 0.09])  # IoU(roi 0, roi 3) = 0.47 > 0.3: roi 3 suppressed
+    # float64 columns, so that 0.05 is exactly the threshold (a float32 0.05 lies above it)
+    cls_prob = torch.tensor([[0.30, 0.00, 0.10],   # class 0: roi 0 suppressed by roi 1
+                             [0.40, 0.00, 0.00],   # class 1: exactly 0.05 (roi 2) is not above the threshold
+                             [0.20, 0.05, 0.00],   # class 2: IoU(roi 0, roi 3) = 0.47 > 0.3, roi 3 suppressed
+                             [0.04, 0.50, 0.09]],  # roi 3 is below 0.05 in class 0
+                            dtype=torch.float64)
     call = describe_call("get_detections", cls_prob, rois, 0.05, 0.3)
     got = student.task_2.get_detections(cls_prob, rois, 0.05, 0.3)
     check(isinstance(got, (tuple, list)) and len(got) == 3, f"expected (boxes, scores, labels), got {describe(got)}",
