@@ -30,12 +30,14 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grader.sandbox.process import shares_worker_user
 from grader.submission import safe_extract
 
 FINGERPRINT = "fingerprint.txt"
@@ -148,6 +150,11 @@ def run_batch(assignment: str, export: Path | str, out_csv: Path | str, *, out_d
     from grader import manifest as manifests
 
     manifests.get(assignment)  # fail early on an unknown assignment
+    if workers > 1 and shares_worker_user():
+        warnings.warn("grading one submission at a time: as root without PID namespaces every worker runs as "
+                      "the same user and stopping one would stop the others (run as a non-root user, or where "
+                      "unshare(CLONE_NEWPID) is allowed, to grade in parallel)", RuntimeWarning, stacklevel=2)
+        workers = 1
     started = time.monotonic()
     export = Path(export)
     out_csv = Path(out_csv)

@@ -95,3 +95,37 @@ def test_zip_export_on_a_dask_local_cluster_through_the_cli(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "g.csv")))
     assert len(rows) == 2 and float(rows[0]["score"]) > float(rows[1]["score"]) > 0
     assert "tests most often failed" in result.output
+
+
+
+def test_parallel_workers_fall_back_to_one_when_they_would_share_a_user(tmp_path, monkeypatch):
+    """As root without PID namespaces, stopping one worker stops every process of its user: grade one at a time."""
+    import threading
+    import time
+
+    import grader.batch
+
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    def fake_grade_one(assignment, folder, out, timeout):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.2)
+        with lock:
+            running[0] -= 1
+        data = {"score": 1.0, "tests": [{"name": "t", "score": 1.0, "max_score": 1.0, "status": "passed"}]}
+        Path(out).write_text(json.dumps(data))
+        return data
+
+    monkeypatch.setattr(grader.batch, "_grade_one", fake_grade_one)
+    export = make_export(tmp_path / "export", ["correct"] * 3)
+    monkeypatch.setattr(grader.batch, "shares_worker_user", lambda: False)
+    run_batch(ASSIGNMENT, export, tmp_path / "parallel.csv", workers=3)
+    assert most[0] > 1
+    most[0] = 0
+    monkeypatch.setattr(grader.batch, "shares_worker_user", lambda: True)
+    with pytest.warns(RuntimeWarning, match="one submission at a time"):
+        run_batch(ASSIGNMENT, export, tmp_path / "serial.csv", workers=3)
+    assert most[0] == 1

@@ -35,8 +35,10 @@ X = torch.rand(700, 2, dtype=torch.float64, generator=torch.Generator().manual_s
 def test_total_speed(timing):
     """total is fast"""
     timing.grade("mod.total", (X,), check=lambda got, want: assert_close(got, want), repeats=5,
-                 policy=SpeedPolicy(full_at=10, none_at=100))
+                 policy=SpeedPolicy(full_at=5, none_at=25))
 '''
+# The Python loop is 65x (measured under load 6 on 2 cores) to 200x (quiet) slower than cdist,
+# the same function is ~1x: thresholds 5x / 25x leave a wide margin both ways so the test never flakes.
 
 
 def test_policy_credit_is_log_scaled():

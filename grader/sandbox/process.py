@@ -10,6 +10,8 @@ needed the dead worker fail, each with a plain message.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import json
 import os
 import pwd
@@ -88,6 +90,27 @@ def default_run_as() -> tuple[int, int] | None:
     except KeyError:
         return (65534, 65534)
     return (entry.pw_uid, entry.pw_gid)
+
+
+@functools.cache
+def pid_namespaces_available() -> bool:
+    """Whether this process may start workers in a new PID namespace (probed once, in a child)."""
+    pid = os.fork()
+    if pid == 0:
+        libc = ctypes.CDLL(None, use_errno=True)
+        os._exit(0 if libc.unshare(0x20000000) == 0 else 1)  # CLONE_NEWPID
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0
+
+
+def shares_worker_user() -> bool:
+    """True when concurrent gradings would stop each other's workers.
+
+    As root without PID namespaces, a worker's orphans are found by its user
+    (every process of ``nobody`` is killed when a worker stops), so two
+    gradings at once on one machine would kill each other's workers.
+    """
+    return os.geteuid() == 0 and not pid_namespaces_available()
 
 
 def default_protected() -> list[str]:
