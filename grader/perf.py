@@ -15,6 +15,10 @@ to ``full_at``, none from ``none_at``, ``1 - log(r / full_at) / log(none_at / fu
 in between. The gap between the thresholds (10x by default) is what makes the
 check robust on a noisy machine: a vectorized solution stays near 1x, a
 per-element Python loop lands far beyond ``none_at``.
+
+A submission that is already more than ``give_up`` times ``none_at`` slower in
+every warm-up call gets no credit without the timed calls (its time would not
+change the score; grading time stays bounded for very slow code).
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ class SpeedResult:
     repeats: int
     device: str
     policy: SpeedPolicy
+    stopped_early: bool = False
 
     @property
     def ratio(self) -> float:
@@ -65,8 +70,10 @@ class SpeedResult:
         return self.policy.credit(self.ratio)
 
     def message(self) -> str:
+        counted = (f"median of {self.repeats} warm-up calls; timing stopped there" if self.stopped_early
+                   else f"median of {self.repeats}")
         return (f"Speed of {self.name} on {self.device}: yours {self.student_seconds * 1e3:.2f} ms, reference "
-                f"{self.reference_seconds * 1e3:.2f} ms (median of {self.repeats}), {self.ratio:.1f}x. Full credit "
+                f"{self.reference_seconds * 1e3:.2f} ms ({counted}), {self.ratio:.1f}x. Full credit "
                 f"up to {self.policy.full_at:g}x, none from {self.policy.none_at:g}x: {self.credit:.0%} of the "
                 "points.")
 
@@ -82,7 +89,7 @@ def compare_speed(student_fn: RemoteObject, reference_fn: RemoteObject, args: tu
                   kwargs: dict | None = None, *, inputs: Callable[[int], tuple] | None = None, name: str = "",
                   repeats: int = 7, warmup: int = 2, check: Callable[[Any, Any], None] | None = None,
                   policy: SpeedPolicy = SpeedPolicy(), device: str | None = None,
-                  timeout: float | None = None) -> SpeedResult:
+                  timeout: float | None = None, give_up: float | None = 2.0) -> SpeedResult:
     """Time ``student_fn(*args, **kwargs)`` against ``reference_fn`` in their workers.
 
     Args:
@@ -99,6 +106,8 @@ def compare_speed(student_fn: RemoteObject, reference_fn: RemoteObject, args: tu
         policy: the credit thresholds.
         device: ``"cuda"`` to move the staged inputs to the GPU in both workers.
         timeout: seconds per call (default: the connection's).
+        give_up: when every warm-up call of the student's is more than ``give_up * policy.none_at``
+            times the reference's, skip the timed calls (no credit either way); None: always time.
 
     Raises:
         GradingFailure: when a result of the student's fails ``check``.
@@ -121,6 +130,7 @@ def compare_speed(student_fn: RemoteObject, reference_fn: RemoteObject, args: tu
     times: dict[str, list[float]] = {"student": [], "reference": []}
     pings: dict[str, list[float]] = {"student": [], "reference": []}
     held_results: dict[str, list] = {"student": [], "reference": []}
+    warm: dict[str, list[float]] = {"student": [], "reference": []}
 
     def run(which: str, index: int, record: bool) -> None:
         conn, fn = functions[which]
@@ -130,14 +140,22 @@ def compare_speed(student_fn: RemoteObject, reference_fn: RemoteObject, args: tu
                               timeout=timeout)
         elapsed = time.perf_counter() - start
         held_results[which].append(result)
-        if record:
+        if not record:
+            warm[which].append(elapsed)
+        else:
             times[which].append(elapsed)
             start = time.perf_counter()
             conn.request("ping", label=label, timeout=timeout)
             pings[which].append(time.perf_counter() - start)
 
+    stopped_early = False
     for index in range(total):
         timed = index >= warmup
+        if index == warmup and warmup and give_up is not None and all(
+                mine > give_up * policy.none_at * max(theirs, 1e-9)
+                for mine, theirs in zip(warm["student"], warm["reference"])):
+            stopped_early = True
+            break
         order = ("student", "reference") if index % 2 == 0 else ("reference", "student")
         for which in order:
             run(which, index, timed)
@@ -157,6 +175,10 @@ def compare_speed(student_fn: RemoteObject, reference_fn: RemoteObject, args: tu
         raw = statistics.median(times[which])
         return max(raw - statistics.median(pings[which]), 0.05 * raw, 1e-7)
 
+    if stopped_early:
+        return SpeedResult(name=label, student_seconds=statistics.median(warm["student"]),
+                           reference_seconds=statistics.median(warm["reference"]), repeats=warmup,
+                           device=device or "cpu", policy=policy, stopped_early=True)
     return SpeedResult(name=label, student_seconds=net("student"), reference_seconds=net("reference"),
                        repeats=repeats, device=device or "cpu", policy=policy)
 
