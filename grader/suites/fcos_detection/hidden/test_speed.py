@@ -70,7 +70,7 @@ def centerness_inputs(seed: int, count: int = 8000):
     return deltas.masked_fill((gt[:, :4] == -1).all(dim=1, keepdim=True), -1)
 
 
-def map_inputs(seed: int, images: int = 40, per_image: int = 60, classes: int = 20):
+def map_inputs(seed: int, images: int = 50, per_image: int = 80, classes: int = 20):
     """A test set: 1-6 GT boxes per image (10 % difficult), ``per_image`` jittered detections each."""
     g = torch.Generator().manual_seed(seed)
     detections, ground_truths, difficult = [], [], []
@@ -150,7 +150,7 @@ def test_speed_centerness(timing):
 @pytest.mark.weight(1)
 @pytest.mark.number("9.4")
 def test_speed_map(timing):
-    """compute_map is vectorized: 40 images, 60 detections each, 20 classes"""
+    """compute_map is vectorized: 50 images, 80 detections each, 20 classes"""
     grade(timing, "map")
 
 
