@@ -200,4 +200,36 @@ MUTANTS = [
            find='"missing": sorted(k for k in target if k not in done),',
            replace='"missing": [],',
            select="load_pretrained", why="never reports model keys that were not loaded"),
+    # -- per-element Python loop (correct results; caught by the hidden speed test) ----------------
+    Mutant("compute_ap_per_row_loop", "utils.py",
+           find="""    n, num_classes = gt.shape
+    if n == 0:
+        ap = np.full(num_classes, np.nan)
+    else:
+""",
+           replace="""    n, num_classes = gt.shape
+    ap = np.full(num_classes, np.nan)
+    for c in range(num_classes):
+        rows = sorted((i for i in range(n) if valid[i, c] > 0), key=lambda i: -pred[i, c])
+        total = sum(1 for i in rows if gt[i, c] > 0)
+        if total == 0:
+            continue
+        tp = fp = 0
+        area = previous = 0.0
+        k = 0
+        while k < len(rows):
+            j = k
+            while j < len(rows) and pred[rows[j], c] == pred[rows[k], c]:
+                if gt[rows[j], c] > 0:
+                    tp += 1
+                else:
+                    fp += 1
+                j += 1
+            area += (tp / total - previous) * tp / (tp + fp)
+            previous = tp / total
+            k = j
+        ap[c] = area
+    if False:
+""",
+           select="speed and compute_ap", why="one Python iteration per (row, class) entry"),
 ]
