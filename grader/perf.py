@@ -7,8 +7,11 @@ remembering answers does not pay), so only the call is timed; calls are
 interleaved (student, reference, reference, student, ...) after warm-up, timed
 by the trusted side as round trips (``call_sync`` waits for the GPU before it
 replies), results stay in the worker during timing and are fetched and checked
-afterwards, and medians are compared after taking off the median round trip of
-an empty request on each side.
+afterwards, and the best (shortest) call of each side is compared after taking
+off the median round trip of an empty request on each side. Noise on a shared
+machine only ever adds time (a call that loses the core for a time slice), so
+the best of several interleaved calls is far steadier than their median when
+the machine is overloaded (docs/performance.md).
 
 Credit depends on the ratio student / reference on a log scale: full credit up
 to ``full_at``, none from ``none_at``, ``1 - log(r / full_at) / log(none_at / full_at)``
@@ -51,7 +54,7 @@ class SpeedPolicy:
 
 @dataclass
 class SpeedResult:
-    """Median times of both, their ratio and the credit it earns."""
+    """Best call times of both, their ratio and the credit it earns."""
 
     name: str
     student_seconds: float
@@ -70,8 +73,9 @@ class SpeedResult:
         return self.policy.credit(self.ratio)
 
     def message(self) -> str:
-        counted = (f"median of {self.repeats} warm-up calls; timing stopped there" if self.stopped_early
-                   else f"median of {self.repeats}")
+        counted = (f"best of {self.repeats} warm-up calls against the reference's last; timing stopped there"
+                   if self.stopped_early
+                   else f"best of {self.repeats}")
         return (f"Speed of {self.name} on {self.device}: yours {self.student_seconds * 1e3:.2f} ms, reference "
                 f"{self.reference_seconds * 1e3:.2f} ms ({counted}), {self.ratio:.1f}x. Full credit "
                 f"up to {self.policy.full_at:g}x, none from {self.policy.none_at:g}x: {self.credit:.0%} of the "
@@ -98,7 +102,7 @@ def compare_speed(student_fn: RemoteObject, reference_fn: RemoteObject, args: tu
         inputs: ``inputs(i) -> (args, kwargs)`` for call ``i`` instead of one fixed set:
             every call gets fresh inputs, so remembering earlier answers does not help.
         name: what is timed, for the message.
-        repeats: timed calls of each, interleaved; medians are compared.
+        repeats: timed calls of each, interleaved; the best call of each side is compared.
         warmup: untimed calls of each first.
         check: ``check(student_result, reference_result)`` raises when the student's
             result is wrong; every call's result is checked after the timing (a fast
@@ -173,12 +177,12 @@ def compare_speed(student_fn: RemoteObject, reference_fn: RemoteObject, args: tu
     def net(which: str) -> float:
         # The round trip of an empty request is the same for both sides; take it off so that small
         # inputs do not squeeze every ratio towards 1 (never below 5 % of the measured time).
-        raw = statistics.median(times[which])
+        raw = min(times[which])
         return max(raw - statistics.median(pings[which]), 0.05 * raw, 1e-7)
 
     if stopped_early:
-        return SpeedResult(name=label, student_seconds=statistics.median(warm["student"]),
-                           reference_seconds=statistics.median(warm["reference"]), repeats=warmup,
+        return SpeedResult(name=label, student_seconds=min(warm["student"]),
+                           reference_seconds=warm["reference"][-1], repeats=warmup,
                            device=device or "cpu", policy=policy, stopped_early=True)
     return SpeedResult(name=label, student_seconds=net("student"), reference_seconds=net("reference"),
                        repeats=repeats, device=device or "cpu", policy=policy)

@@ -53,7 +53,7 @@ def match_inputs(seed: int, size: int = 512, boxes: int = 8):
     return (locations, dict(STRIDES), gt), {}
 
 
-def delta_inputs(seed: int, count: int = 8000):
+def delta_inputs(seed: int, count: int = 30000):
     """Locations with their matched boxes, 70 % background rows."""
     g = torch.Generator().manual_seed(seed)
     locations = torch.rand(count, 2, generator=g) * 800
@@ -64,7 +64,7 @@ def delta_inputs(seed: int, count: int = 8000):
     return locations, gt
 
 
-def centerness_inputs(seed: int, count: int = 8000):
+def centerness_inputs(seed: int, count: int = 30000):
     locations, gt = delta_inputs(seed, count)
     deltas = torch.cat([locations - gt[:, :2], gt[:, 2:4] - locations], dim=1) / 16
     return deltas.masked_fill((gt[:, :4] == -1).all(dim=1, keepdim=True), -1)
@@ -136,14 +136,14 @@ def test_speed_match(timing):
 @pytest.mark.weight(0.5)
 @pytest.mark.number("3.9")
 def test_speed_deltas(timing):
-    """fcos_get_deltas_from_locations is vectorized (8000 locations)"""
+    """fcos_get_deltas_from_locations is vectorized (30000 locations)"""
     grade(timing, "deltas")
 
 
 @pytest.mark.weight(0.5)
 @pytest.mark.number("3.10")
 def test_speed_centerness(timing):
-    """fcos_make_centerness_targets is vectorized (8000 locations)"""
+    """fcos_make_centerness_targets is vectorized (30000 locations)"""
     grade(timing, "centerness")
 
 

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from grader.compare import GradingFailure, assert_close, assert_equal
-from grader.student import module_info
 from grader.perf import SpeedPolicy, compare_speed
+from grader.student import module_info
 
 NMS_POLICY = SpeedPolicy(full_at=8.0, none_at=60.0)  # a Python loop over the *kept* boxes is allowed
 MAP_POLICY = SpeedPolicy(full_at=4.0, none_at=40.0)
