@@ -137,15 +137,15 @@ def one_thread():
 
 @pytest.mark.parametrize(("assignment", "check"), sorted(LOOPED), ids=[f"{a}:{c}" for a, c in sorted(LOOPED)])
 def test_reference_full_and_looped_mutant_none(assignment: str, check: str, one_thread: None) -> None:
-    """One round in-process at the graded sizes (5 timed calls instead of 7; the looped one stops after 1)."""
+    """One round in-process at the graded sizes (3 timed calls instead of 7; the looped one stops after 1)."""
     workers = Workers(sandboxed=False)
     try:
         reference = workers.code(assignment)
-        itself = run_check(assignment, check, reference, reference, repeats=5, warmup=1)
+        itself = run_check(assignment, check, reference, reference, repeats=3, warmup=1)
         assert itself.credit == 1.0, itself.message()
         assert itself.ratio <= itself.policy.full_at / 2, f"too close to losing credit: {itself.message()}"
         looped = workers.code(assignment, _mutant_dir(assignment, LOOPED[(assignment, check)], workers.base))
-        slow = run_check(assignment, check, looped, reference, repeats=5, warmup=1)
+        slow = run_check(assignment, check, looped, reference, repeats=3, warmup=1)
         assert slow.credit == 0.0, slow.message()
     finally:
         workers.close()
