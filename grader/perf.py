@@ -8,7 +8,7 @@ interleaved (student, reference, reference, student, ...) after warm-up, timed
 by the trusted side as round trips (``call_sync`` waits for the GPU before it
 replies), results stay in the worker during timing and are fetched and checked
 afterwards, and the best (shortest) call of each side is compared after taking
-off the median round trip of an empty request on each side. Noise on a shared
+off the shortest round trip of an empty request on each side. Noise on a shared
 machine only ever adds time (a call that loses the core for a time slice), so
 the best of several interleaved calls is far steadier than their median when
 the machine is overloaded (docs/performance.md).
@@ -27,7 +27,6 @@ change the score; grading time stays bounded for very slow code).
 from __future__ import annotations
 
 import math
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -178,7 +177,7 @@ def compare_speed(student_fn: RemoteObject, reference_fn: RemoteObject, args: tu
         # The round trip of an empty request is the same for both sides; take it off so that small
         # inputs do not squeeze every ratio towards 1 (never below 5 % of the measured time).
         raw = min(times[which])
-        return max(raw - statistics.median(pings[which]), 0.05 * raw, 1e-7)
+        return max(raw - min(pings[which]), 0.05 * raw, 1e-7)
 
     if stopped_early:
         return SpeedResult(name=label, student_seconds=min(warm["student"]),
