@@ -59,7 +59,7 @@ def call_overheads(repeats: int = 300) -> dict:
         row = {}
         for name, conn in (("loopback", loopback), ("sandbox", process)):
             module = conn.import_module("bench_mod")
-            seconds = _median_seconds(lambda m=module: m.echo(tensor), 5 if megabytes < 100 else 3)
+            seconds = _median_seconds(lambda m=module, t=tensor: m.echo(t), 5 if megabytes < 100 else 3)
             row[name] = 1e3 * seconds / (2 * megabytes)  # the tensor travels both ways
         results["per_mb_ms"][f"{megabytes} MB"] = row
     process.close()

@@ -241,25 +241,28 @@ def _threshold_test(threshold: float, dtype: torch.dtype) -> tuple[float, bool]:
     return rounded, rounded > threshold
 
 
-def _overlap_above(coords: Tensor, area: Tensor, rows: Tensor, cols: Tensor, threshold: tuple[float, bool],
-                   class_ids: Tensor | None) -> Tensor:
-    """``IoU(box[rows[i]], box[cols[j]]) > threshold`` (same class only), in torchvision's arithmetic."""
-    x1, y1, x2, y2 = coords
-    width = (torch.minimum(x2[rows, None], x2[cols]) - torch.maximum(x1[rows, None], x1[cols])).clamp_(min=0)
-    height = (torch.minimum(y2[rows, None], y2[cols]) - torch.maximum(y1[rows, None], y1[cols])).clamp_(min=0)
+def _overlap_above(rows: Tensor, row_area: Tensor, cols: Tensor, col_area: Tensor,
+                   threshold: tuple[float, bool]) -> Tensor:
+    """``IoU(rows[:, i], cols[:, j]) > threshold`` for boxes given as ``[4, n]`` coordinates, in torchvision's
+    arithmetic."""
+    width = (torch.minimum(rows[2, :, None], cols[2]) - torch.maximum(rows[0, :, None], cols[0])).clamp_(min=0)
+    height = (torch.minimum(rows[3, :, None], cols[3]) - torch.maximum(rows[1, :, None], cols[1])).clamp_(min=0)
     inter = width.mul_(height)
-    union = (area[rows, None] + area[cols]) - inter
+    union = (row_area[:, None] + col_area) - inter
     value, inclusive = threshold
     iou = inter.div_(union)
-    above = iou >= value if inclusive else iou > value
-    if class_ids is not None:
-        above &= class_ids[rows, None] == class_ids[cols]
-    return above
+    return iou >= value if inclusive else iou > value
 
 
 def _greedy_nms(boxes: Tensor, scores: Tensor, iou_threshold: float, class_ids: Tensor | None = None,
-                block: int = 128) -> Tensor:
-    """Exact greedy NMS, vectorized over blocks of candidates (see ``nms``)."""
+                block: int = 256) -> Tensor:
+    """Exact greedy NMS, vectorized over blocks of candidates (see ``nms``).
+
+    Boxes are visited in blocks (score order). Each block is first compared with
+    every box kept so far (one IoU matrix), then the survivors of the block are
+    resolved among themselves. Coordinates stay contiguous ``[4, n]`` slices, so
+    no IoU matrix needs a gather.
+    """
     if boxes.numel() == 0:
         return torch.empty(0, dtype=torch.long, device=boxes.device)
     order = torch.sort(scores, descending=True, stable=True).indices
@@ -269,27 +272,47 @@ def _greedy_nms(boxes: Tensor, scores: Tensor, iou_threshold: float, class_ids: 
     classes = class_ids[order] if class_ids is not None else None
     count = order.numel()
     kept = torch.empty(count, dtype=torch.long, device=boxes.device)
+    kept_coords = torch.empty_like(coords)
+    kept_area = torch.empty_like(area)
+    kept_classes = torch.empty_like(classes) if classes is not None else None
     num_kept = 0
     for start in range(0, count, block):
-        candidates = torch.arange(start, min(start + block, count), device=boxes.device)
+        stop = min(start + block, count)
+        block_coords, block_area = coords[:, start:stop], area[start:stop]
         if num_kept:
-            suppressed = _overlap_above(coords, area, kept[:num_kept], candidates, threshold, classes).any(0)
-            candidates = candidates[~suppressed]
-        if candidates.numel() == 0:
-            continue
+            above = _overlap_above(kept_coords[:, :num_kept], kept_area[:num_kept], block_coords, block_area,
+                                   threshold)
+            if classes is not None:
+                above &= kept_classes[:num_kept, None] == classes[start:stop]
+            survivors = torch.nonzero(~above.any(0)).flatten()
+            if survivors.numel() == 0:
+                continue
+            block_coords, block_area = block_coords[:, survivors], block_area[survivors]
+            candidates = survivors + start
+        else:
+            candidates = torch.arange(start, stop, device=boxes.device)
         # Inside the block the greedy result is the fixed point of
         # keep[j] = not any(keep[i] and overlap[i, j] for i < j); it is reached
         # in at most (longest chain of suppressions) steps.
-        overlap = _overlap_above(coords, area, candidates, candidates, threshold, classes).triu_(diagonal=1)
-        keep = torch.ones(candidates.numel(), dtype=torch.bool, device=boxes.device)
-        while True:
-            new_keep = ~(overlap & keep[:, None]).any(0)
-            if torch.equal(new_keep, keep):
-                break
-            keep = new_keep
+        overlap = _overlap_above(block_coords, block_area, block_coords, block_area, threshold)
+        if classes is not None:
+            overlap &= classes[candidates, None] == classes[candidates]
+        overlap.triu_(diagonal=1)
+        keep = ~overlap.any(0)
+        if bool(overlap.any()):
+            while True:
+                new_keep = ~(overlap & keep[:, None]).any(0)
+                if torch.equal(new_keep, keep):
+                    break
+                keep = new_keep
         candidates = candidates[keep]
-        kept[num_kept:num_kept + candidates.numel()] = candidates
-        num_kept += candidates.numel()
+        added = candidates.numel()
+        kept[num_kept:num_kept + added] = candidates
+        kept_coords[:, num_kept:num_kept + added] = coords[:, candidates]
+        kept_area[num_kept:num_kept + added] = area[candidates]
+        if classes is not None:
+            kept_classes[num_kept:num_kept + added] = classes[candidates]
+        num_kept += added
     return order[kept[:num_kept]]
 # END SOLUTION
 

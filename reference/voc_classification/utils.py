@@ -133,23 +133,26 @@ def compute_ap(gt, pred, valid, average=None):
     if n == 0:
         ap = np.full(num_classes, np.nan)
     else:
-        order = np.argsort(-pred, axis=0, kind="stable")
-        scores = np.take_along_axis(pred, order, axis=0)
-        keep = np.take_along_axis(valid > 0, order, axis=0)
-        positive = np.take_along_axis(gt > 0, order, axis=0) & keep
-        negative = keep & ~positive
-        tp = np.cumsum(positive, axis=0)
-        fp = np.cumsum(negative, axis=0)
-        precision = tp / np.maximum(tp + fp, 1)
+        # Class by class along the last axis (sorting the columns of an [N, C] array, axis 0, is
+        # several times slower). Rows of equal score enter together, so their order does not matter:
+        # an unstable sort is enough.
+        order = np.argsort(-np.ascontiguousarray(pred.T), axis=1)
+        scores = np.take_along_axis(np.ascontiguousarray(pred.T), order, axis=1)
+        # 0: ignored, 1: negative, 2: positive.
+        kind = np.where(valid.T > 0, 1 + (gt.T > 0), 0).astype(np.int8)
+        kind = np.take_along_axis(kind, order, axis=1)
+        positive = kind == 2
+        tp = np.cumsum(positive, axis=1, dtype=np.int32)
+        seen = np.cumsum(kind > 0, axis=1, dtype=np.int32)
         # Every row takes the precision at the last row of its group of equal scores.
-        last = np.ones_like(keep)
-        last[:-1] = scores[:-1] != scores[1:]
-        rows = np.broadcast_to(np.arange(n)[:, None], (n, num_classes))
-        group_end = np.minimum.accumulate(np.where(last, rows, n)[::-1], axis=0)[::-1]
-        at_end = np.take_along_axis(precision, group_end, axis=0)
-        num_pos = tp[-1]
+        last = np.ones(scores.shape, dtype=bool)
+        last[:, :-1] = scores[:, :-1] != scores[:, 1:]
+        group_end = np.minimum.accumulate(np.where(last, np.arange(n, dtype=np.int32), n)[:, ::-1], axis=1)[:, ::-1]
+        precision = np.take_along_axis(tp, group_end, axis=1) / np.maximum(
+            np.take_along_axis(seen, group_end, axis=1), 1)
+        num_pos = tp[:, -1]
         with np.errstate(invalid="ignore", divide="ignore"):
-            ap = np.where(num_pos > 0, (positive * at_end).sum(axis=0) / num_pos, np.nan)
+            ap = np.where(num_pos > 0, np.where(positive, precision, 0.0).sum(axis=1) / num_pos, np.nan)
     if average == "macro":
         return float(np.nanmean(ap)) if np.isfinite(ap).any() else float("nan")
     return ap

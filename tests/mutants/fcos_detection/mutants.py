@@ -5,6 +5,44 @@ from grader.mutation import Mutant
 DU = "detection_utils.py"
 OSD = "one_stage_detector.py"
 CENTERNESS_RETURN = "return ratio.sqrt().masked_fill(background, -1)"
+# The vectorized TP / FP assignment of compute_map (replaced by a loop in map_per_detection_loop).
+MAP_MATCHING = """    # Every (detection, GT box of the same image and class) pair, without an N x M matrix.
+    gt_key = gt_image * num_classes + gt_class
+    gt_order = torch.sort(gt_key, stable=True).indices
+    det_key = det_image * num_classes + det_class
+    first = torch.searchsorted(gt_key[gt_order], det_key, right=False)
+    last = torch.searchsorted(gt_key[gt_order], det_key, right=True)
+    counts = last - first
+    pair_det = torch.repeat_interleave(torch.arange(num_det), counts)
+    offsets = torch.arange(pair_det.numel()) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+    pair_gt = gt_order[first[pair_det] + offsets]
+    a, b = det[pair_det, :4], gt[pair_gt, :4]
+    inter = ((torch.minimum(a[:, 2], b[:, 2]) - torch.maximum(a[:, 0], b[:, 0])).clamp(min=0)
+             * (torch.minimum(a[:, 3], b[:, 3]) - torch.maximum(a[:, 1], b[:, 1])).clamp(min=0))
+    union = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
+    iou = inter / union
+
+    # Best box of each detection: highest IoU, first in annotation order on ties.
+    best_iou = torch.full((num_det,), -math.inf, dtype=torch.float64).scatter_reduce(
+        0, pair_det, iou, reduce="amax", include_self=True)
+    is_best = iou == best_iou[pair_det]
+    pair_index = torch.arange(pair_det.numel())
+    best_pair = torch.full((num_det,), pair_det.numel(), dtype=torch.long).scatter_reduce(
+        0, pair_det[is_best], pair_index[is_best], reduce="amin", include_self=True)
+    # best_gt: index of the best box, or M (one past the last box) for detections without any.
+    has_box = counts > 0
+    best_gt = torch.full((num_det,), gt.shape[0], dtype=torch.long)
+    best_gt[has_box] = pair_gt[best_pair[has_box]]
+
+    hit = has_box & (best_iou >= iou_threshold)
+    ignored = hit & torch.cat([gt_difficult, gt_difficult.new_zeros(1)])[best_gt]
+    claims = hit & ~ignored
+    # The first (highest-scored) detection that claims a box is a TP; later ones are duplicates.
+    det_rank = torch.arange(num_det)
+    first_claim = torch.full((gt.shape[0] + 1,), num_det, dtype=torch.long).scatter_reduce(
+        0, best_gt[claims], det_rank[claims], reduce="amin", include_self=True)
+    tp = claims & (first_claim[best_gt] == det_rank)
+"""
 STEM_CLS = "stem_cls += [nn.Conv2d(previous, channels, kernel_size=3, padding=1), nn.ReLU()]"
 
 MUTANTS = [
@@ -96,8 +134,8 @@ MUTANTS = [
            replace="return inter / (area1[:, None] + area2)",
            select="box_iou", why="forgot to subtract the intersection from the union"),
     Mutant("nms_ge_threshold", DU,
-           find="above = iou >= value if inclusive else iou > value",
-           replace="above = iou >= value",
+           find="return iou >= value if inclusive else iou > value",
+           replace="return iou >= value",
            select="nms", why=">= instead of > at the IoU threshold"),
     Mutant("nms_unstable_sort", DU,
            find="order = torch.sort(scores, descending=True, stable=True).indices",
@@ -202,4 +240,99 @@ MUTANTS = [
            find="stride = self.backbone.fpn_strides[level_name]",
            replace="stride = 8",
            select="inference_hand_made", why="every level decoded with stride 8"),
+    # --- per-element Python loops (correct results; caught by the hidden speed tests) ----------------
+    Mutant("nms_pairwise_python_loop", DU,
+           find="    return _greedy_nms(boxes, scores, iou_threshold)\n",
+           replace="""    order = torch.sort(scores, descending=True, stable=True).indices
+    keep = []
+    for i in order.tolist():
+        if all(box_iou(boxes[i:i + 1], boxes[j:j + 1])[0, 0] <= iou_threshold for j in keep):
+            keep.append(i)
+    return torch.tensor(keep, dtype=torch.long, device=boxes.device)
+""",
+           select="speed and nms", why="IoU of one pair of boxes at a time in a double Python loop"),
+    Mutant("match_per_location_loop", DU,
+           find="""        x, y = centers[:, 0, None], centers[:, 1, None]
+        # (N, M, 4): distances of every location to the four edges of every box.
+        dist = torch.stack([x - gt_boxes[:, 0], y - gt_boxes[:, 1], gt_boxes[:, 2] - x, gt_boxes[:, 3] - y], dim=2)
+        reach = dist.amax(dim=2)
+        lower = 0.0 if level_name == "p3" else 4.0 * stride
+        upper = math.inf if level_name == "p5" else 8.0 * stride
+        candidate = (dist.amin(dim=2) > 0) & (reach > lower) & (reach < upper)
+        # Smallest area wins; min() returns the first index among equal areas.
+        cost = torch.where(candidate, areas.to(dist.dtype), torch.full_like(reach, math.inf))
+        best_cost, best = cost.min(dim=1)
+        matched = gt_boxes[best]
+        matched[torch.isinf(best_cost)] = -1
+""",
+           replace="""        lower = 0.0 if level_name == "p3" else 4.0 * stride
+        upper = math.inf if level_name == "p5" else 8.0 * stride
+        matched = gt_boxes.new_full((centers.shape[0], columns), -1)
+        for k in range(centers.shape[0]):
+            x, y = centers[k, 0], centers[k, 1]
+            dist = torch.stack([x - gt_boxes[:, 0], y - gt_boxes[:, 1], gt_boxes[:, 2] - x, gt_boxes[:, 3] - y],
+                               dim=1)
+            reach = dist.amax(dim=1)
+            ok = (dist.amin(dim=1) > 0) & (reach > lower) & (reach < upper)
+            if ok.any():
+                cost = torch.where(ok, areas.to(dist.dtype), torch.full_like(reach, math.inf))
+                matched[k] = gt_boxes[int(cost.argmin())]
+""",
+           select="speed and match", why="one Python iteration per FPN location"),
+    Mutant("deltas_per_row_loop", DU,
+           find="""    deltas = torch.cat([locations - gt_boxes[:, :2], gt_boxes[:, 2:4] - locations], dim=1) / stride
+    background = (gt_boxes[:, :4] == -1).all(dim=1)
+    return deltas.masked_fill(background[:, None], -1)
+""",
+           replace="""    deltas = locations.new_empty(locations.shape[0], 4)
+    for k in range(locations.shape[0]):
+        if bool((gt_boxes[k, :4] == -1).all()):
+            deltas[k] = -1
+        else:
+            deltas[k] = torch.cat([locations[k] - gt_boxes[k, :2], gt_boxes[k, 2:4] - locations[k]]) / stride
+    return deltas
+""",
+           select="speed and deltas", why="one Python iteration per location"),
+    Mutant("centerness_per_row_loop", DU,
+           find="""    left, top, right, bottom = deltas.unbind(dim=1)
+    ratio = (torch.minimum(left, right) * torch.minimum(top, bottom)) / (
+        torch.maximum(left, right) * torch.maximum(top, bottom))
+    background = (deltas == -1).all(dim=1)
+    return ratio.sqrt().masked_fill(background, -1)
+""",
+           replace="""    out = deltas.new_empty(deltas.shape[0])
+    for k in range(deltas.shape[0]):
+        left, top, right, bottom = deltas[k]
+        if bool((deltas[k] == -1).all()):
+            out[k] = -1
+        else:
+            out[k] = ((torch.minimum(left, right) * torch.minimum(top, bottom))
+                      / (torch.maximum(left, right) * torch.maximum(top, bottom))).sqrt()
+    return out
+""",
+           select="speed and centerness", why="one Python iteration per location"),
+    Mutant("map_per_detection_loop", DU,
+           find=MAP_MATCHING,
+           replace="""    ignored = torch.zeros(num_det, dtype=torch.bool)
+    tp = torch.zeros(num_det, dtype=torch.bool)
+    claimed = torch.zeros(gt.shape[0], dtype=torch.bool)
+    for d in range(num_det):
+        same = ((gt_image == det_image[d]) & (gt_class == det_class[d])).nonzero().flatten()
+        if same.numel() == 0:
+            continue
+        a, b = det[d, :4], gt[same, :4]
+        inter = ((torch.minimum(a[2], b[:, 2]) - torch.maximum(a[0], b[:, 0])).clamp(min=0)
+                 * (torch.minimum(a[3], b[:, 3]) - torch.maximum(a[1], b[:, 1])).clamp(min=0))
+        iou = inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter)
+        best = int(iou.argmax())
+        if iou[best] < iou_threshold:
+            continue
+        g = int(same[best])
+        if gt_difficult[g]:
+            ignored[d] = True
+        elif not claimed[g]:
+            claimed[g] = True
+            tp[d] = True
+""",
+           select="speed and map", why="one Python iteration per detection (the devkit's loop)"),
 ]

@@ -147,4 +147,24 @@ MUTANTS = [
            find='target = output_dir / (path.name[: -len("_sat.jpg")] + "_mask.png")',
            replace='target = output_dir / (path.stem + "_mask.png")',
            select="predict_folder", why="writes xxxx_sat_mask.png"),
+    # -- per-element Python loops (correct results; caught by the hidden speed tests) ---------------
+    Mutant("confusion_matrix_per_pixel_loop", "seg_metrics.py",
+           find="""    counts = torch.bincount(target * num_classes + pred, minlength=num_classes * num_classes)
+    return counts.reshape(num_classes, num_classes)
+""",
+           replace="""    cm = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=pred.device)
+    for t, p in zip(target.tolist(), pred.tolist()):
+        cm[t, p] += 1
+    return cm
+""",
+           select="speed and confusion_matrix", why="one Python iteration per pixel"),
+    Mutant("per_image_iou_per_pixel_loop", "seg_metrics.py",
+           find="""    cms = torch.bincount((image * c + target) * c + pred, minlength=count * c * c).reshape(count, c, c)
+    cms = cms.to(torch.float64)
+""",
+           replace="""    cms = torch.zeros(count, c, c, dtype=torch.float64, device=pred.device)
+    for i, t, p in zip(image.tolist(), target.tolist(), pred.tolist()):
+        cms[i, t, p] += 1
+""",
+           select="speed and per_image_iou", why="one Python iteration per pixel"),
 ]

@@ -102,20 +102,20 @@ MUTANTS = [
            select="train_logs", why="logs the learning rate under another tag"),
     # -- utils.py ----------------------------------------------------------------------------------
     Mutant("ap_ignores_valid", "utils.py",
-           find="keep = np.take_along_axis(valid > 0, order, axis=0)",
-           replace="keep = np.ones_like(pred, dtype=bool)",
+           find="kind = np.where(valid.T > 0, 1 + (gt.T > 0), 0).astype(np.int8)",
+           replace="kind = (1 + (gt.T > 0)).astype(np.int8)",
            select="compute_ap", why="difficult (invalid) entries are counted"),
     Mutant("ap_ascending", "utils.py",
-           find='order = np.argsort(-pred, axis=0, kind="stable")',
-           replace='order = np.argsort(pred, axis=0, kind="stable")',
+           find="order = np.argsort(-np.ascontiguousarray(pred.T), axis=1)",
+           replace="order = np.argsort(np.ascontiguousarray(pred.T), axis=1)",
            select="compute_ap", why="ranks the lowest scores first"),
     Mutant("ap_ties_split", "utils.py",
-           find="at_end = np.take_along_axis(precision, group_end, axis=0)",
-           replace="at_end = precision",
+           find="group_end = np.minimum.accumulate(np.where(last, np.arange(n, dtype=np.int32), n)[:, ::-1], axis=1)[:, ::-1]",
+           replace="group_end = np.broadcast_to(np.arange(n), scores.shape)",
            select="compute_ap", why="tied scores are not entered together"),
     Mutant("ap_mean_precision", "utils.py",
-           find="ap = np.where(num_pos > 0, (positive * at_end).sum(axis=0) / num_pos, np.nan)",
-           replace="ap = np.where(num_pos > 0, at_end.mean(axis=0), np.nan)",
+           find="ap = np.where(num_pos > 0, np.where(positive, precision, 0.0).sum(axis=1) / num_pos, np.nan)",
+           replace="ap = np.where(num_pos > 0, precision.mean(axis=1), np.nan)",
            select="compute_ap", why="averages the precision over all rows (the seed's 'mean of precisions')"),
     Mutant("eval_softmax", "utils.py",
            find="scores.append(torch.sigmoid(output).cpu())",
@@ -200,4 +200,36 @@ MUTANTS = [
            find='"missing": sorted(k for k in target if k not in done),',
            replace='"missing": [],',
            select="load_pretrained", why="never reports model keys that were not loaded"),
+    # -- per-element Python loop (correct results; caught by the hidden speed test) ----------------
+    Mutant("compute_ap_per_row_loop", "utils.py",
+           find="""    n, num_classes = gt.shape
+    if n == 0:
+        ap = np.full(num_classes, np.nan)
+    else:
+""",
+           replace="""    n, num_classes = gt.shape
+    ap = np.full(num_classes, np.nan)
+    for c in range(num_classes):
+        rows = sorted((i for i in range(n) if valid[i, c] > 0), key=lambda i: -pred[i, c])
+        total = sum(1 for i in rows if gt[i, c] > 0)
+        if total == 0:
+            continue
+        tp = fp = 0
+        area = previous = 0.0
+        k = 0
+        while k < len(rows):
+            j = k
+            while j < len(rows) and pred[rows[j], c] == pred[rows[k], c]:
+                if gt[rows[j], c] > 0:
+                    tp += 1
+                else:
+                    fp += 1
+                j += 1
+            area += (tp / total - previous) * tp / (tp + fp)
+            previous = tp / total
+            k = j
+        ap[c] = area
+    if False:
+""",
+           select="speed and compute_ap", why="one Python iteration per (row, class) entry"),
 ]

@@ -144,4 +144,41 @@ MUTANTS = [
            find="boxes, scores, labels = get_detections(cls_prob, rois, thresh, 0.3)",
            replace="boxes, scores, labels = get_detections(cls_prob, rois, 0.05, 0.3)",
            select="test_model", why="ignores the thresh argument"),
+    # -- per-element Python loops (correct results; caught by the hidden speed tests) ---------------
+    Mutant("nms_pairwise_python_loop", "utils.py",
+           find="    keep = candidates[_greedy_keep(boxes[candidates], scores[candidates], iou_threshold)]\n",
+           replace="""    order = candidates[torch.sort(scores[candidates], descending=True, stable=True).indices]
+    kept = []
+    for i in order.tolist():
+        if all(float(iou(boxes[i], boxes[j])) <= iou_threshold for j in kept):
+            kept.append(i)
+    keep = torch.tensor(kept, dtype=torch.long, device=boxes.device)
+""",
+           select="speed and nms", why="IoU of one pair of boxes at a time in a double Python loop"),
+    Mutant("map_per_detection_loop", "task_2.py",
+           find="""        if boxes.shape[0] and gt_boxes.shape[0]:
+            overlap = _pairwise_iou(boxes, gt_boxes)
+            overlap = torch.where(labels[:, None] == gt_classes[None, :], overlap, -1.0)
+            best, which = overlap.max(dim=1)
+            match = torch.where(best >= iou_threshold, which + gt_offset, match)
+""",
+           replace="""        for d in range(boxes.shape[0]):
+            best, which = -1.0, -1
+            for g in range(gt_boxes.shape[0]):
+                if int(gt_classes[g]) == int(labels[d]):
+                    value = float(_pairwise_iou(boxes[d:d + 1], gt_boxes[g:g + 1])[0, 0])
+                    if value > best:
+                        best, which = value, g
+            if which >= 0 and best >= iou_threshold:
+                match[d] = which + gt_offset
+""",
+           select="speed and map", why="one Python iteration per (detection, ground-truth box) pair"),
+    Mutant("wsddn_per_region_loop", "wsddn.py",
+           find="""        pooled = self.roi_pool(features, [boxes])
+        hidden = self.classifier(pooled.flatten(start_dim=1))
+""",
+           replace="""        hidden = torch.cat([self.classifier(self.roi_pool(features, [boxes[k:k + 1]]).flatten(start_dim=1))
+                            for k in range(boxes.shape[0])])
+""",
+           select="speed and wsddn", why="pools and classifies one region at a time"),
 ]

@@ -53,7 +53,7 @@ def random_scene(seed: int, images: int = 6):
     return detections, ground_truths, flags
 
 
-@pytest.mark.weight(3)
+@pytest.mark.weight(2)
 @pytest.mark.number("9.2")
 @pytest.mark.parametrize("use_07_metric", [False, True])
 def test_map_random_scenes(student, reference, use_07_metric):

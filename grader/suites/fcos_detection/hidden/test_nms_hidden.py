@@ -48,7 +48,7 @@ def test_nms_equal_scores_in_index_order(student):
                  hint="sort scores with a stable sort so that ties keep index order")
 
 
-@pytest.mark.weight(1)
+@pytest.mark.weight(0.5)
 @pytest.mark.number("8.7")
 @settings(max_examples=20)
 @given(scenes())
@@ -60,7 +60,7 @@ def test_nms_random_scenes(student, reference, scene):
     assert_equal(got, expected, call=describe_call("nms", boxes, scores, threshold))
 
 
-@pytest.mark.weight(1)
+@pytest.mark.weight(0.5)
 @pytest.mark.number("8.8")
 @settings(max_examples=20)
 @given(scenes(), st.lists(st.integers(0, 3), min_size=40, max_size=40))

@@ -77,7 +77,7 @@ def scenes(draw):
     return torch.tensor(rows, dtype=torch.float32).reshape(-1, 5)
 
 
-@pytest.mark.weight(3)
+@pytest.mark.weight(2)
 @pytest.mark.number("4.4")
 @settings(max_examples=15)
 @given(boxes=scenes())
@@ -90,7 +90,7 @@ def test_match_random_scenes(student, reference, boxes):
     assert_close(got, expected, call=describe_call("fcos_match_locations_to_gt", locations, STRIDES, boxes))
 
 
-@pytest.mark.weight(1)
+@pytest.mark.weight(0.5)
 @pytest.mark.number("5.4")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_deltas_random(student, reference, dtype):
@@ -113,7 +113,7 @@ def test_deltas_random(student, reference, dtype):
         assert_close(got, expected, call=describe_call("fcos_apply_deltas_to_locations", deltas, locations, stride))
 
 
-@pytest.mark.weight(1)
+@pytest.mark.weight(0.5)
 @pytest.mark.number("5.5")
 def test_centerness_random(student, reference):
     """centerness of random deltas (and background rows) equals the reference"""

@@ -93,7 +93,7 @@ def test_iou_threshold_metrics_random(student, reference, count, classes, seed):
                  call=describe_call("iou_threshold_metrics", ious), hint="IoU >= threshold counts as a hit")
 
 
-@pytest.mark.weight(1)
+@pytest.mark.weight(0.5)
 @pytest.mark.number("2.12")
 @settings(max_examples=25)
 @given(mask_batches())
@@ -141,7 +141,7 @@ def test_confusion_matrix_rejects_bad_labels(student):
                  hint="a prediction under an ignored target does not matter")
 
 
-@pytest.mark.weight(1)
+@pytest.mark.weight(0.5)
 @pytest.mark.number("3.2")
 def test_confusion_matrix_class_streams(student):
     """ConfusionMatrix: update with labels or logits, reset"""

@@ -26,7 +26,7 @@ def random_masks(seed: int, shape=(3, 12, 10), classes: int = 5, ignore_rows: in
     return pred, target
 
 
-@pytest.mark.weight(1)
+@pytest.mark.weight(0.5)
 @pytest.mark.number("2.5")
 def test_confusion_matrix_matches_sklearn(student):
     """confusion_matrix: equals sklearn's on the pixels that are not ignored"""
@@ -112,7 +112,7 @@ def per_image_iou_by_hand(pred: torch.Tensor, target: torch.Tensor, classes: int
     return out
 
 
-@pytest.mark.weight(2)
+@pytest.mark.weight(1.5)
 @pytest.mark.number("2.11")
 def test_per_image_iou(student):
     """per_image_iou: IoU of each class within each image (NaN where the class does not occur)"""

@@ -282,7 +282,7 @@ ap_cases = st.integers(1, 30).flatmap(lambda n: st.integers(1, 6).flatmap(lambda
     st.just((n, c)))))
 
 
-@pytest.mark.weight(2)
+@pytest.mark.weight(1)
 @pytest.mark.number("1.13")
 @settings(max_examples=25)
 @given(ap_cases)

@@ -137,7 +137,7 @@ def test_iou_random(student, reference, boxes1, boxes2):
                      rtol=1e-5, atol=1e-6, hint="a single box [4] against [M, 4] boxes gives [M] values")
 
 
-@pytest.mark.weight(1)
+@pytest.mark.weight(0.5)
 @pytest.mark.number("2.10")
 @settings(max_examples=40)
 @given(box_sets(40), st.sampled_from([0.0, 0.05, 0.3]), st.sampled_from([0.3, 0.5]),
@@ -184,7 +184,7 @@ def map_parameters(student_info: dict, reference_state: dict) -> dict:
     return mapped
 
 
-@pytest.mark.weight(2)
+@pytest.mark.weight(1)
 @pytest.mark.number("2.11")
 def test_wsddn_forward_matches_reference(student, reference, wl):
     """WSDDN.forward with the reference's weights: features, RoI pooling in pixels, both streams"""
@@ -261,7 +261,7 @@ def detection_sets(draw):
     return detections, truths
 
 
-@pytest.mark.weight(1)
+@pytest.mark.weight(0.5)
 @pytest.mark.number("2.13")
 @settings(max_examples=40)
 @given(detection_sets())

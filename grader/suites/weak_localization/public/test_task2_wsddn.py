@@ -38,7 +38,7 @@ def test_iou(student):
                  hint="for [N, 4] and [M, 4] inputs return the [N, M] matrix of every pair, without Python loops")
 
 
-@pytest.mark.weight(2)
+@pytest.mark.weight(1.5)
 @pytest.mark.number("2.2")
 @pytest.mark.parametrize("count", [1, 30, 300])
 def test_nms_matches_torchvision(student, count):
@@ -194,7 +194,7 @@ def test_get_detections_hand_made(student, wl):
                      hint="for each class: keep cls_prob > thresh, then NMS (IoU > 0.3 suppresses) within the class")
 
 
-@pytest.mark.weight(2)
+@pytest.mark.weight(1.5)
 @pytest.mark.number("2.8")
 def test_calculate_map_hand_computed(student, wl):
     """calculate_map: class-wise AP at IoU 0.5 on a hand-computed example"""

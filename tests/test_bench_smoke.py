@@ -1,0 +1,20 @@
+"""The benchmarks still run (quick mode: smallest sizes, nothing written); they are not tests themselves."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_benchmarks_run_in_quick_mode(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("pycocotools")
+    pytest.importorskip("torchmetrics")
+    from bench import run_all
+
+    results = run_all.main(["--quick"])
+    assert set(results) == set(run_all.BENCHES)
+    assert all(row["equal"] for row in results["nms"]["rows"])
+    assert results["seg_metrics"]["rows"][0]["cm_equal"]
+    assert results["fcos_matching"]["rows"][0]["equal_without_centre_sampling"]
+    assert results["compute_ap"]["rows"][0]["max_abs_diff"] < 1e-9
+    assert results["grading_budget"]["rows"][0]["exit"] == 0
+    assert "== bench.nms ==" in capsys.readouterr().out
