@@ -1,7 +1,7 @@
 """The graded speed checks do not flake: at the graded sizes the reference always earns full credit
 and the per-element Python loop (the ``*_loop`` mutant) always earns none.
 
-* Default (cheap, in-process workers): every check of every ``hidden/test_speed.py`` once, with
+* Default (cheap, in-process workers): every check of every ``hidden/test_*_speed.py`` once, with
   the reference as the "student" and with its looped mutant.
 * ``slow``: the same in real sandboxed workers, 10 rounds while another process keeps a core busy
   (the numbers are in docs/performance.md; ``CVGRADE_SPEED_ROUNDS`` changes the count). Run:
@@ -32,7 +32,7 @@ from grader.student import StudentCode
 
 MUTANTS_DIR = Path(__file__).parent / "mutants"
 
-# (assignment, check in hidden/test_speed.py's CHECKS) -> the mutant that loops over elements.
+# (assignment, check in hidden/test_*_speed.py's CHECKS) -> the mutant that loops over elements.
 LOOPED = {
     ("fcos_detection", "nms"): "nms_pairwise_python_loop",
     ("fcos_detection", "match"): "match_per_location_loop",
@@ -46,10 +46,12 @@ LOOPED = {
     ("semantic_segmentation", "per_image_iou"): "per_image_iou_per_pixel_loop",
 }
 WSDDN_MUTANT = "wsddn_per_region_loop"
+SPEED_FILES = {"fcos_detection": "test_fcos_speed.py", "weak_localization": "test_wl_speed.py",
+               "voc_classification": "test_voc_speed.py", "semantic_segmentation": "test_ss_speed.py"}
 
 
 def speed_module(assignment: str) -> ModuleType:
-    path = manifests.get(assignment).suite_dir / "hidden" / "test_speed.py"
+    path = manifests.get(assignment).suite_dir / "hidden" / SPEED_FILES[assignment]
     spec = importlib.util.spec_from_file_location(f"_speed_{assignment}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
