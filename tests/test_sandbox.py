@@ -211,3 +211,66 @@ def test_sandbox_marker_sets_the_call_timeout(pytester, monkeypatch):
     data, _ = run(pytester)
     record = by_name(data)["short limit"]
     assert record["score"] == 0 and "time limit of 1 s" in record["output"]
+
+
+GRADER_THAT_DIES = '''
+import sys
+from pathlib import Path
+from grader.sandbox.process import ProcessConnection, SandboxSettings, default_protected, default_run_as
+settings = SandboxSettings(memory_limit=2 * 2**30, protected=default_protected(), run_as=default_run_as(),
+                           workdir=Path(sys.argv[2]))
+connection = ProcessConnection(sys.argv[1], ["spin"], settings)
+connection.call_timeout = 600
+print("calling", flush=True)
+connection.import_module("spin").spin()
+'''
+
+
+def _processes_in(folder: str) -> list[int]:
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/cmdline", "rb") as fh:
+                    if folder.encode() in fh.read():
+                        found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+def test_worker_dies_with_a_killed_grader(tmp_path):
+    """SIGKILL of the grading process (a batch timeout, say) while student code spins: nothing is left running."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    (folder / "spin.py").write_text("def spin():\n    open('spinning', 'w').close()\n    while True:\n        pass\n")
+    os.chmod(tmp_path, 0o755)
+    os.chmod(folder, 0o755)
+    os.chmod(folder / "spin.py", 0o644)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    os.chmod(workdir, 0o777)
+    grader = subprocess.Popen([sys.executable, "-c", GRADER_THAT_DIES, str(folder), str(workdir)],
+                              stdout=subprocess.PIPE,
+                              text=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        assert grader.stdout.readline().strip() == "calling"
+        deadline = time.monotonic() + 120
+        while not (workdir / "spinning").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert (workdir / "spinning").exists(), "the student's code never ran"
+    finally:
+        grader.send_signal(signal.SIGKILL)
+        grader.wait()
+    deadline = time.monotonic() + 10
+    while _processes_in(str(folder)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = _processes_in(str(folder))
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"processes of the student's sandbox outlived the grader: {left}"

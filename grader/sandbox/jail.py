@@ -162,7 +162,25 @@ def _drop_root(cfg: dict, status: dict) -> None:
     status["defences"].append(f"runs as unprivileged uid {uid}")
 
 
+def _wait_while_parent_lives(child: int, grader: int) -> int:
+    """Wait for ``child``; kill it if the grader (our parent) dies first. Returns the wait status.
+
+    A parent-death signal would tie the launcher to the grader's thread that started it,
+    so the launcher polls instead (woken at once by SIGCHLD when the worker exits).
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+    while True:
+        pid, wait_status = os.waitpid(child, os.WNOHANG)
+        if pid:
+            return wait_status
+        if os.getppid() != grader:
+            os.kill(child, signal.SIGKILL)
+            return os.waitpid(child, 0)[1]
+        signal.sigtimedwait({signal.SIGCHLD}, 0.5)
+
+
 def main() -> None:
+    grader = parent_at_start = os.getppid()
     status_fd = int(sys.argv[1])
     cfg = json.loads(sys.argv[2])
     status: dict = {"defences": [], "warnings": [], "namespaces": []}
@@ -202,12 +220,13 @@ def main() -> None:
             # The launcher stays outside as the worker's parent; it only waits and mirrors the exit.
             os.close(status_fd)
             signal.signal(signal.SIGTERM, lambda *_: os.kill(child, signal.SIGKILL))
-            _, wait_status = os.waitpid(child, 0)
+            wait_status = _wait_while_parent_lives(child, grader)
             if os.WIFSIGNALED(wait_status):
                 sig = os.WTERMSIG(wait_status)
                 signal.signal(sig, signal.SIG_DFL)
                 os.kill(os.getpid(), sig)
             os._exit(os.waitstatus_to_exitcode(wait_status) if hasattr(os, "waitstatus_to_exitcode") else 1)
+        parent_at_start = os.getppid()  # 0: the launcher is outside this PID namespace
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if applied & CLONE_NEWNS:
             try:
@@ -235,6 +254,11 @@ def main() -> None:
         _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     _limits(cfg, status)
     _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    # Die with the parent (the grader, or the launcher in a PID namespace). Set last: changing
+    # the user id above clears it.
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_at_start:
+        os._exit(1)
     os.chdir(cfg["workdir"])
     os.write(status_fd, json.dumps(status).encode())
     os.close(status_fd)
