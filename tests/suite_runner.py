@@ -38,10 +38,11 @@ class SuiteRun:
 
 
 def grade_in_process(pytester: pytest.Pytester, manifest: Manifest, submission: Path | str,
-                     select: str = "", public_only: bool = False) -> SuiteRun:
+                     select: str = "", public_only: bool = False, sandbox: bool = False) -> SuiteRun:
     results = pytester.path / "results.json"
     target = manifest.suite_dir / "public" if public_only else manifest.suite_dir
-    args = [str(target), "--no-sandbox", f"--submission={submission}", f"--results-json={results}",
+    args = [str(target), *([] if sandbox else ["--no-sandbox"]), f"--submission={submission}",
+            f"--results-json={results}",
             "-p", "no:cacheprovider", "-o", "addopts=", f"--rootdir={manifest.suite_dir.parent.parent.parent}",
             "-q", "-p", "no:randomly"]
     if select:

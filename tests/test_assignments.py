@@ -12,8 +12,10 @@ ASSIGNMENTS = sorted(manifests.discover())
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_reference_scores_full(pytester: pytest.Pytester, assignment: str) -> None:
+    """In the real sandbox (the template, the mutants and the public-only runs use the faster in-process mode)."""
     manifest = manifests.get(assignment)
-    run = grade_in_process(pytester, manifest, "reference")
+    run = grade_in_process(pytester, manifest, "reference", sandbox=True)
+    assert run.results["extra_data"]["sandbox"][assignment]["mode"] == "sandbox", run.results["extra_data"]
     assert run.score == pytest.approx(manifest.points), run.outputs()
     assert run.max_score == pytest.approx(manifest.points)
 
