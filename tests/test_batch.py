@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -31,6 +32,8 @@ def make_export(root: Path, kinds: list[str]) -> Path:
     for index, kind in enumerate(kinds):
         folder = root / f"submission_{100 + index}"
         (folder / "hw1").mkdir(parents=True)
+        for name in manifests.get(ASSIGNMENT).student_files:  # the reference's other files, unchanged
+            shutil.copy(manifests.get(ASSIGNMENT).reference_dir / name, folder / "hw1" / name)
         (folder / "hw1" / "detection_utils.py").write_text(variants[kind])
         meta.append(f"submission_{100 + index}:\n  :submitters:\n  - :name: Student {index}\n    :sid: '{index}'\n"
                     f"    :email: s{index}@u.edu\n  :created_at: 2024-02-20 10:00:00.000000000 -05:00\n")
@@ -53,7 +56,7 @@ def test_mixed_batch_is_graded_correctly_and_resumes(tmp_path):
     points = manifests.get(ASSIGNMENT).points
     export = make_export(tmp_path / "export", ["correct", "buggy", "crash", "hang"])
     seen = []
-    result = run_batch(ASSIGNMENT, export, tmp_path / "grades.csv", workers=2, timeout=90,
+    result = run_batch(ASSIGNMENT, export, tmp_path / "grades.csv", workers=2, timeout=150,
                        on_progress=lambda done, total, last: seen.append((done, total)))
     assert result.graded == 4 and result.reused == 0 and seen[-1] == (4, 4)
     scores = result.scores
@@ -74,11 +77,11 @@ def test_mixed_batch_is_graded_correctly_and_resumes(tmp_path):
         assert (result.out_dir / item / "results.json").is_file()
 
     # resume: nothing is regraded; a changed submission is
-    again = run_batch(ASSIGNMENT, export, tmp_path / "grades.csv", workers=2, timeout=90)
+    again = run_batch(ASSIGNMENT, export, tmp_path / "grades.csv", workers=2, timeout=150)
     assert again.graded == 0 and again.reused == 4
     (export / "submission_102" / "hw1" / "detection_utils.py").write_text(
         (export / "submission_100" / "hw1" / "detection_utils.py").read_text())
-    third = run_batch(ASSIGNMENT, export, tmp_path / "grades.csv", workers=1, timeout=90)
+    third = run_batch(ASSIGNMENT, export, tmp_path / "grades.csv", workers=1, timeout=150)
     assert third.graded == 1 and third.scores["submission_102"] == pytest.approx(points)
 
 

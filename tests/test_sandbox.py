@@ -274,3 +274,27 @@ def test_worker_dies_with_a_killed_grader(tmp_path):
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     assert not left, f"processes of the student's sandbox outlived the grader: {left}"
+
+
+def test_a_module_that_crashes_at_import_is_not_retried_forever(tmp_path):
+    import time
+
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    (folder / "boom.py").write_text("import os\nos._exit(3)\n")
+    (folder / "fine.py").write_text("def one():\n    return 1\n")
+    for path in (tmp_path, folder):
+        os.chmod(path, 0o755)
+    settings = SandboxSettings(memory_limit=2 * 2**30, protected=default_protected(), run_as=default_run_as())
+    connection = ProcessConnection(str(folder), ["boom", "fine"], settings)
+    try:
+        for _ in range(2):
+            with pytest.raises(StudentCrash):
+                connection.import_module("boom")
+        start = time.monotonic()
+        with pytest.raises(StudentCrash, match="not tried again"):
+            connection.import_module("boom")
+        assert time.monotonic() - start < 0.5
+        assert connection.import_module("fine").one() == 1  # the other modules still work
+    finally:
+        connection.close()

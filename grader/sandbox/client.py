@@ -115,6 +115,7 @@ class Connection:
         self._pending_release: list[int] = []
         self._lock = threading.RLock()
         self._modules: dict[str, tuple[int, RemoteObject]] = {}
+        self._import_crashes: dict[str, list[StudentCrash]] = {}
         self.tripped: StudentCrash | None = None
 
     # -- transport -----------------------------------------------------------
@@ -230,7 +231,16 @@ class Connection:
         cached = self._modules.get(name)
         if cached is not None and cached[0] == self.generation:
             return cached[1]
-        module = self.request("import", module=name, label=f"import {name}")
+        crashes = self._import_crashes.get(name, [])
+        if len(crashes) >= IMPORT_CRASH_RETRIES:
+            first = crashes[0]
+            raise StudentCrash(first.reason, f"{first.message} (Importing {name} crashed the worker "
+                               f"{len(crashes)} times; it is not tried again.)", first.call)
+        try:
+            module = self.request("import", module=name, label=f"import {name}")
+        except StudentCrash as exc:
+            self._import_crashes.setdefault(name, []).append(exc)
+            raise
         if isinstance(module, RemoteObject):
             object.__setattr__(module, "_label", name)
         self._modules[name] = (self.generation, module)
@@ -243,6 +253,11 @@ class Connection:
         self._modules = {}
 
 
+
+
+IMPORT_CRASH_RETRIES = 2
+"""A module whose import crashed the worker this many times fails at once afterwards
+(each retry costs a worker start; a submission that exits at import would pay it in every test)."""
 
 
 class RemoteObject:
