@@ -945,6 +945,23 @@ def timing(student: Any, reference_worker: Any, set_score_fraction: Any) -> Any:
 
 
 @pytest.fixture
+def one_torch_thread() -> Any:
+    """One intra-op torch thread in this process for the test, as in the sandboxed workers (``threads = 1``).
+
+    With ``--no-sandbox`` both sides of a speed check run in this process; on a few loaded
+    cores several threads also make small-tensor work slower. The previous count is restored.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@pytest.fixture
 def set_leaderboard_value(request: pytest.FixtureRequest) -> Any:
     """``set_leaderboard_value(x)``: the value of this test's leaderboard column."""
     scores = request.node.stash.setdefault(_SCORE, {})

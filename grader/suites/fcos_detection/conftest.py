@@ -71,19 +71,13 @@ def _offline_regnet_checkpoints(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread() -> Any:
+def _one_torch_thread(one_torch_thread: None) -> None:
     """Small tensors, busy shared machines: one intra-op thread is faster here (and restored afterwards).
 
     The sandboxed worker already runs with ``OMP_NUM_THREADS=1``; this covers the
     trusted process and ``--no-sandbox`` runs, where several threads fighting
     over two loaded cores made the suite several times slower.
     """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 @pytest.fixture(autouse=True)

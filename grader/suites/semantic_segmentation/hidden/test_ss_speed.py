@@ -18,15 +18,7 @@ POLICY = SpeedPolicy(full_at=4.0, none_at=40.0)
 CLASSES = 19
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """As in the sandboxed workers (OMP_NUM_THREADS=1): with --no-sandbox both sides run in this process."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # as in the workers, also with --no-sandbox
 
 
 def masks(seed: int, count: int = 4, size: int = 128):

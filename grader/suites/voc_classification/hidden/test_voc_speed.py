@@ -21,15 +21,7 @@ POLICY = SpeedPolicy(full_at=3.0, none_at=12.0)
 ROWS, CLASSES = 5000, 20
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """As in the sandboxed workers (OMP_NUM_THREADS=1): with --no-sandbox both sides run in this process."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # as in the workers, also with --no-sandbox
 
 
 def ap_inputs(seed: int, as_tensors: bool = False):

@@ -27,16 +27,7 @@ WSDDN_IMAGE = 160
 WSDDN_REGIONS = 200
 
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """As in the sandboxed workers (OMP_NUM_THREADS=1): with --no-sandbox both sides run in this process."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # as in the workers, also with --no-sandbox
 
 def clustered_boxes(seed: int, count: int = 300, objects: int = 15, size: float = 1.0):
     """Proposal-like boxes (normalised coordinates): ``count`` jittered boxes around ``objects`` objects."""
