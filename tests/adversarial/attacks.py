@@ -21,6 +21,9 @@ class Attack:
     bad: str
     side_effects: tuple[str, ...] = field(default=())  # which side-effect checks apply
     why: str = ""
+    # whether containment depends on who the worker runs as (files, processes, memory, network):
+    # such attacks run as root and as a non-root user by default, the others as non-root only with -m slow
+    depends_on_user: bool = False
 
 
 ATTACKS = [
@@ -47,13 +50,13 @@ def victim(x):
         except OSError:
             break
     return x * 3
-""", side_effects=("no_leftover_processes",)),
+""", side_effects=("no_leftover_processes",), depends_on_user=True),
     Attack("memory_bomb", """
 def victim(x):
     hog = []
     while True:
         hog.append(bytearray(256 * 2**20))
-"""),
+""", depends_on_user=True),
     Attack("print_100mb", """
 import sys
 def victim(x):
@@ -76,7 +79,7 @@ def victim(x):
         except OSError:
             pass
     return x * 3
-""", side_effects=("results_untouched",)),
+""", side_effects=("results_untouched",), depends_on_user=True),
     Attack("delete_results", """
 import os, shutil
 def victim(x):
@@ -87,7 +90,7 @@ def victim(x):
             pass
     shutil.rmtree({results_dir!r}, ignore_errors=True)
     return x * 3
-""", side_effects=("results_untouched",)),
+""", side_effects=("results_untouched",), depends_on_user=True),
     Attack("read_reference_and_hidden_tests", """
 import glob
 def victim(x):
@@ -100,7 +103,7 @@ def victim(x):
                 pass
     print("STOLEN:", stolen)
     raise ValueError("STOLEN: " + repr(stolen))
-""", side_effects=("no_secrets",)),
+""", side_effects=("no_secrets",), depends_on_user=True),
     Attack("patch_torch_allclose_at_import", """
 import torch, torch.testing
 torch.allclose = lambda *a, **k: True
@@ -168,14 +171,14 @@ def victim(x):
         except OSError:
             pass
     return x * 3
-""", side_effects=("no_connection",)),
+""", side_effects=("no_connection",), depends_on_user=True),
     Attack("subprocess_outlives_call", """
 import subprocess
 def victim(x):
     subprocess.Popen(["/bin/sh", "-c", "sleep 4; echo pwned > {sentinel}"], start_new_session=True,
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return x * 3
-""", side_effects=("no_sentinel",)),
+""", side_effects=("no_sentinel",), depends_on_user=True),
     Attack("kill_parent", """
 import os, signal
 def victim(x):
@@ -185,5 +188,5 @@ def victim(x):
         except OSError:
             pass
     return x * 3
-"""),
+""", depends_on_user=True),
 ]
