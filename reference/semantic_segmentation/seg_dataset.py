@@ -40,7 +40,7 @@ def to_float_image(image: Image.Image | np.ndarray | Tensor) -> Tensor:
         Tensor[3, H, W] (float32): values ``pixel / 255``.
     """
     if isinstance(image, Image.Image):
-        image = np.asarray(image.convert("RGB"))
+        image = np.array(image.convert("RGB"))  # a writable copy (torch.from_numpy warns on read-only arrays)
     if isinstance(image, np.ndarray):
         image = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
     if image.dtype == torch.uint8:

@@ -48,8 +48,14 @@ def fit(train_dir: str | Path, val_dir: str | Path, arch: str = "fcn32s", epochs
         lr: float = 1e-3, width: float = 1.0, loss: str = "poly1", epsilon: float = 1.0,
         image_size: tuple[int, int] | None = None, hflip: float = 0.5, seed: int = 0, device: str = "cpu",
         out: str | Path | None = None, backbone_weights: str | None = None, batch_norm: bool = False,
-        log=print) -> dict:
-    """Train and validate; return the history ``{"loss": [...], "miou": [...], "best_miou", "seconds"}``."""
+        lr_policy: str = "poly", log=print) -> dict:
+    """Train and validate; return the history ``{"loss": [...], "miou": [...], "best_miou", "seconds"}``.
+
+    ``lr_policy``: ``"poly"`` decays the learning rate every step as ``lr * (1 - step / steps) ** 0.9``
+    (DeepLab's schedule); ``"constant"`` keeps it.
+    """
+    if lr_policy not in ("poly", "constant"):
+        raise ValueError(f"lr_policy must be 'poly' or 'constant', got {lr_policy!r}")
     torch.manual_seed(seed)
     num_classes = len(SAT_CLASSES)
     generator = torch.Generator().manual_seed(seed)
@@ -60,6 +66,9 @@ def fit(train_dir: str | Path, val_dir: str | Path, arch: str = "fcn32s", epochs
     val_loader = DataLoader(val_set, batch_size=batch_size)
     model = build_model(arch, num_classes, width, backbone_weights, batch_norm).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    steps = max(1, epochs * len(train_loader))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, (lambda step: (1 - min(step, steps) / steps) ** 0.9) if lr_policy == "poly" else (lambda step: 1.0))
     history: dict = {"loss": [], "miou": [], "best_miou": float("nan")}
     start = time.perf_counter()
     best = -1.0
@@ -73,6 +82,7 @@ def fit(train_dir: str | Path, val_dir: str | Path, arch: str = "fcn32s", epochs
             optimizer.zero_grad()
             value.backward()
             optimizer.step()
+            scheduler.step()
             total += float(value.detach())
             batches += 1
         miou = validate(model, val_loader, num_classes, device)
@@ -102,6 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--loss", choices=("poly1", "ce"), default="poly1")
     parser.add_argument("--batch_norm", action="store_true", help="FCN32s on a VGG16-BN trunk")
     parser.add_argument("--epsilon", type=float, default=1.0)
+    parser.add_argument("--lr_policy", choices=("poly", "constant"), default="poly")
     parser.add_argument("--image_size", type=int, default=None, help="resize to a square of this side")
     parser.add_argument("--backbone_weights", default=None, help="local VGG16 / DeepLabv3 checkpoint")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -111,7 +122,8 @@ def main(argv: list[str] | None = None) -> None:
     size = (args.image_size, args.image_size) if args.image_size else None
     history = fit(args.train_dir, args.val_dir, args.arch, args.epochs, args.batch_size, args.lr, args.width,
                   args.loss, args.epsilon, size, seed=args.seed, device=args.device, out=args.out,
-                  backbone_weights=args.backbone_weights, batch_norm=args.batch_norm)
+                  backbone_weights=args.backbone_weights, batch_norm=args.batch_norm,
+                  lr_policy=args.lr_policy)
     print(f"best val mIoU {history['best_miou']:.4f} in {history['seconds']:.0f} s; saved {args.out}")
 
 
