@@ -128,17 +128,36 @@ def make_export(export: Path, plan: list[str], sources: dict[str, str]) -> None:
     (export / "submission_metadata.yml").write_text("".join(meta))
 
 
+def reduced_project(work: Path) -> tuple[Path, float]:
+    """Build the reduced project root under ``work``; return it and its points.
+
+    The points are those the reference earns on the kept tests, so the reference is graded once in a
+    probe root first (manifests are cached per folder, so the returned root is a second folder).
+    ``CVGRADE_ROOT`` is left as it was: point it at the returned root to use it.
+    """
+    from grader import api
+
+    previous = os.environ.get("CVGRADE_ROOT")
+    os.environ["CVGRADE_ROOT"] = str(reduced_root(work / "probe"))
+    try:
+        write_manifest(work / "probe", 1)
+        reference = api.grade(ASSIGNMENT, "reference", work / "reference.json")
+    finally:
+        if previous is None:
+            os.environ.pop("CVGRADE_ROOT", None)
+        else:
+            os.environ["CVGRADE_ROOT"] = previous
+    points = sum(t["max_score"] for t in reference.results["tests"])
+    root = reduced_root(work / "root")
+    write_manifest(root, points)
+    return root, points
+
+
 def run(count: int, workers: list[int], work: Path) -> dict:
     from grader import api, batch
 
-    # The kept tests' points: grade the reference once in a probe root (manifests are cached per folder,
-    # so the real root is a second folder).
-    os.environ["CVGRADE_ROOT"] = str(reduced_root(work / "probe"))
-    write_manifest(work / "probe", 1)
-    reference = api.grade(ASSIGNMENT, "reference", work / "reference.json")
-    points = sum(t["max_score"] for t in reference.results["tests"])
-    os.environ["CVGRADE_ROOT"] = str(reduced_root(work / "root"))
-    write_manifest(work / "root", points)
+    root, points = reduced_project(work)
+    os.environ["CVGRADE_ROOT"] = str(root)
 
     sources = variants()
     expected, alone = {}, {}

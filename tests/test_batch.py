@@ -1,4 +1,9 @@
-"""``cvgrade batch``: a mixed export (correct, buggy, crashing, hanging) regraded in parallel, resumably."""
+"""``cvgrade batch``: a mixed export (correct, buggy, crashing, hanging) regraded in parallel, resumably.
+
+The real gradings run fcos_detection cut to its nms and box_iou tests with a 5 s call timeout
+(``bench.batch.reduced_project``, through ``CVGRADE_ROOT``): the batch machinery is the same, and a
+hanging submission costs seconds instead of the whole-submission timeout.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,19 @@ from grader.batch import read_export, run_batch
 from grader.cli import app
 
 ASSIGNMENT = "fcos_detection"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def reduced_suite(tmp_path_factory: pytest.TempPathFactory):
+    from grader import paths
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(paths.project_root()))  # bench/ is not installed
+        from bench.batch import reduced_project
+
+        root, points = reduced_project(tmp_path_factory.mktemp("reduced"))
+        patch.setenv("CVGRADE_ROOT", str(root))
+        yield points
 
 
 def make_export(root: Path, kinds: list[str]) -> Path:
