@@ -158,6 +158,7 @@ def grade(assignment: str, submission: str | Path | None = None, out: str | Path
     limit = timeout if timeout is not None else max(600.0, 4 * manifest.grading.test_timeout)
     stop = threading.Event()
     watcher = None
+    timed_out = False
     if on_progress is not None:
         watcher = threading.Thread(target=_watch_progress, args=(progress_file, on_progress, stop), daemon=True)
         watcher.start()
@@ -167,6 +168,7 @@ def grade(assignment: str, submission: str | Path | None = None, out: str | Path
         returncode, log = proc.returncode, proc.stdout + proc.stderr
     except subprocess.TimeoutExpired as exc:
         returncode = -9
+        timed_out = True
         log = f"grading ran past {limit:g} s and was stopped\n" + ((exc.stdout or b"").decode(errors="replace")
                                                                    if isinstance(exc.stdout, bytes) else str(exc.stdout or ""))
     finally:
@@ -184,6 +186,10 @@ def grade(assignment: str, submission: str | Path | None = None, out: str | Path
         except (OSError, ValueError):
             pass
         results = fallback_results("The grading run did not produce valid results.\n" + _tail(log), partial)
+        _write(out, results)
+    if timed_out:
+        results = {**results, "output": f"Grading was stopped after {limit:g} s, the time limit of a whole "
+                                         f"grading.\n{results.get('output', '')}".rstrip("\n")}
         _write(out, results)
     if metadata is not None:
         results = _with_policies(results, manifest, Path(metadata))

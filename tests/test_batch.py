@@ -150,3 +150,17 @@ def test_parallel_workers_fall_back_to_one_when_they_would_share_a_user(tmp_path
     with pytest.warns(RuntimeWarning, match="one submission at a time"):
         run_batch(ASSIGNMENT, export, tmp_path / "serial.csv", workers=3)
     assert most[0] == 1
+
+
+def test_a_grading_past_its_time_limit_still_writes_valid_results(tmp_path):
+    """The whole-run limit of ``api.grade`` (what a batch's ``timeout`` sets): the grading is stopped, and a
+    valid results.json says why."""
+    from grader import api
+
+    export = make_export(tmp_path / "export", ["hang"])
+    out = tmp_path / "results.json"
+    result = api.grade(ASSIGNMENT, export / "submission_100" / "hw1", out, timeout=12)
+    assert result.returncode == -9
+    assert api.validate_results(json.loads(out.read_text())) == []
+    assert result.results["score"] < manifests.get(ASSIGNMENT).points
+    assert result.results["output"].startswith("Grading was stopped after 12 s")
