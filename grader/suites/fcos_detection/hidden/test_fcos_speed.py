@@ -113,45 +113,39 @@ CHECKS = {
 }
 
 
-def grade(timing, which: str, device: str | None = None):
-    options = dict(CHECKS[which])
-    function = options.pop("function")
-    return timing.grade(function, repeats=7, device=device, **options)
-
-
 @pytest.mark.weight(1)
 @pytest.mark.number("8.9")
 def test_speed_nms(timing):
     """nms is vectorized: 300 detector-like boxes (15 objects), within 8x of the reference for full credit"""
-    grade(timing, "nms")
+    timing.grade(**CHECKS["nms"])
 
 
 @pytest.mark.weight(1)
 @pytest.mark.number("3.8")
 def test_speed_match(timing):
     """fcos_match_locations_to_gt is vectorized: the 5376 locations of a 512x512 image, 8 boxes"""
-    grade(timing, "match")
+    timing.grade(**CHECKS["match"])
 
 
 @pytest.mark.weight(0.5)
 @pytest.mark.number("3.9")
 def test_speed_deltas(timing):
     """fcos_get_deltas_from_locations is vectorized (30000 locations)"""
-    grade(timing, "deltas")
+    timing.grade(**CHECKS["deltas"])
 
 
 @pytest.mark.weight(0.5)
 @pytest.mark.number("3.10")
 def test_speed_centerness(timing):
     """fcos_make_centerness_targets is vectorized (30000 locations)"""
-    grade(timing, "centerness")
+    timing.grade(**CHECKS["centerness"])
 
 
 @pytest.mark.weight(1)
 @pytest.mark.number("9.4")
 def test_speed_map(timing):
     """compute_map is vectorized: 50 images, 80 detections each, 20 classes"""
-    grade(timing, "map")
+    timing.grade(**CHECKS["map"])
 
 
 @pytest.mark.cuda
@@ -159,4 +153,4 @@ def test_speed_map(timing):
 @pytest.mark.parametrize("which", sorted(CHECKS))
 def test_speed_cuda(timing, which):
     """speed on a GPU (not counted: reported only where a GPU is available)"""
-    grade(timing, which, device="cuda")
+    timing.grade(**CHECKS[which], device="cuda")

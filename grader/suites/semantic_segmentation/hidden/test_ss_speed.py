@@ -43,23 +43,18 @@ CHECKS = {
 }
 
 
-def grade(timing, which: str, device: str | None = None):
-    options = dict(CHECKS[which])
-    return timing.grade(options.pop("function"), repeats=7, device=device, **options)
-
-
 @pytest.mark.weight(1)
 @pytest.mark.number("2.18")
 def test_speed_confusion_matrix(timing):
     """confusion_matrix is vectorized: 4 masks of 128 x 128, 19 classes, within 4x of the reference"""
-    grade(timing, "confusion_matrix")
+    timing.grade(**CHECKS["confusion_matrix"])
 
 
 @pytest.mark.weight(1)
 @pytest.mark.number("2.19")
 def test_speed_per_image_iou(timing):
     """per_image_iou is vectorized: 4 masks of 128 x 128, 19 classes, within 4x of the reference"""
-    grade(timing, "per_image_iou")
+    timing.grade(**CHECKS["per_image_iou"])
 
 
 @pytest.mark.cuda
@@ -67,4 +62,4 @@ def test_speed_per_image_iou(timing):
 @pytest.mark.parametrize("which", sorted(CHECKS))
 def test_speed_cuda(timing, which):
     """speed on a GPU (not counted: reported only where a GPU is available)"""
-    grade(timing, which, device="cuda")
+    timing.grade(**CHECKS[which], device="cuda")

@@ -83,12 +83,6 @@ CHECKS = {
 }
 
 
-def grade(timing, which: str, device: str | None = None):
-    options = dict(CHECKS[which])
-    function = options.pop("function")
-    return timing.grade(function, repeats=7, device=device, **options)
-
-
 def wsddn_inputs(seed: int):
     g = torch.Generator().manual_seed(seed)
     image = torch.randn(1, 3, WSDDN_IMAGE, WSDDN_IMAGE, generator=g)
@@ -140,14 +134,14 @@ def grade_wsddn(student, reference_worker, reference, wl, set_score_fraction, de
 @pytest.mark.number("2.14")
 def test_speed_nms(timing):
     """nms is vectorized: 300 proposal-like boxes, within 8x of the reference for full credit"""
-    grade(timing, "nms")
+    timing.grade(**CHECKS["nms"])
 
 
 @pytest.mark.weight(1)
 @pytest.mark.number("2.15")
 def test_speed_map(timing):
     """calculate_map is vectorized over the detections of an image: 10 images x 400 detections"""
-    grade(timing, "map")
+    timing.grade(**CHECKS["map"])
 
 
 @pytest.mark.weight(1)
@@ -163,7 +157,7 @@ def test_speed_wsddn(student, reference_worker, reference, wl, set_score_fractio
 @pytest.mark.parametrize("which", sorted(CHECKS))
 def test_speed_cuda(timing, which):
     """speed on a GPU (not counted: reported only where a GPU is available)"""
-    grade(timing, which, device="cuda")
+    timing.grade(**CHECKS[which], device="cuda")
 
 
 @pytest.mark.cuda
