@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import os
+import site
+import sys
+import sysconfig
+from collections.abc import Callable
+from pathlib import Path
 
+from _pytest import pytester as _pytester
 from hypothesis import HealthCheck, settings
 
 pytest_plugins = ["pytester"]
@@ -16,16 +22,29 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "cvgrade"))
 
 
 
-# Libraries with C extensions must be imported before any in-process pytester run:
-# pytester removes modules first imported during a nested run, and importing
-# torchvision (or scipy, sklearn ...) a second time in one process crashes it.
-import importlib  # noqa: E402
+# pytester forgets, after each in-process run and after each test, the modules first
+# imported meanwhile. For a library that is harmful: importing torchvision.transforms.v2
+# a second time in one process left byol's ToDtype returning uint8 after a segmentation
+# suite (through torchmetrics) had imported it first, and importing some C extensions
+# twice crashes the process. Installed and standard-library modules are kept; course
+# files, test modules and the grader's own modules are still forgotten.
+_LIBRARY_DIRS = tuple({str(Path(p).resolve()) + os.sep for p in (
+    *(sysconfig.get_path(key) for key in ("stdlib", "platstdlib", "purelib", "platlib")),
+    *site.getsitepackages(), site.getusersitepackages()) if p})
 
+
+def is_library_module(name: str) -> bool:
+    """True for a module of the standard library or of an installed package."""
+    module = sys.modules.get(name)
+    file = getattr(module, "__file__", None)
+    places = [file] if file else list(getattr(module, "__path__", None) or [])
+    return all((str(Path(p).resolve()) + os.sep).startswith(_LIBRARY_DIRS) for p in places)
+
+
+class _SysModulesSnapshotKeepingLibraries(_pytester.SysModulesSnapshot):
+    def __init__(self, preserve: Callable[[str], bool] | None = None) -> None:
+        super().__init__(preserve=lambda name: is_library_module(name) or (preserve is not None and preserve(name)))
+
+
+_pytester.SysModulesSnapshot = _SysModulesSnapshotKeepingLibraries
 os.environ.setdefault("MPLBACKEND", "Agg")
-for _name in ("numpy", "torch", "torchvision", "torchvision.ops", "PIL.Image", "scipy.io", "scipy.ndimage",
-              "sklearn.metrics", "sklearn.manifold", "sklearn.decomposition", "matplotlib.pyplot",
-              "torch.utils.tensorboard"):
-    try:
-        importlib.import_module(_name)
-    except ImportError:  # an optional library that is not installed
-        pass
