@@ -25,7 +25,7 @@ import pytest
 import torch
 
 from grader import manifest as manifests
-from grader.mutation import apply, load
+from grader.mutation import Mutant, apply, load
 from grader.perf import compare_speed
 from grader.sandbox.client import LoopbackConnection
 from grader.student import StudentCode
@@ -149,6 +149,35 @@ def test_reference_full_and_looped_mutant_none(assignment: str, check: str, one_
         looped = workers.code(assignment, _mutant_dir(assignment, LOOPED[(assignment, check)], workers.base))
         slow = run_check(assignment, check, looped, reference, repeats=3, warmup=1)
         assert slow.credit == 0.0, slow.message()
+    finally:
+        workers.close()
+
+
+# What the docstring allows must keep full credit: nms "may loop over kept boxes" as long as each IoU
+# computation is vectorized. This is how a student writes it from the lecture's pseudo-code.
+KEPT_LOOP_NMS = Mutant(
+    "nms_loop_over_kept_boxes", "detection_utils.py",
+    find="    return _greedy_nms(boxes, scores, iou_threshold)\n",
+    replace="""    order = torch.sort(scores, descending=True, stable=True).indices
+    keep = []
+    while order.numel() > 0:
+        best = order[0]
+        keep.append(best)
+        iou = box_iou(boxes[best][None], boxes[order[1:]])[0]
+        order = order[1:][iou <= iou_threshold]
+    return torch.stack(keep) if keep else torch.empty(0, dtype=torch.long, device=boxes.device)
+""", select="speed and nms", why="allowed: a Python loop over the kept boxes, one vectorized IoU row each")
+
+
+def test_an_allowed_loop_over_kept_boxes_keeps_full_credit(tmp_path: Path, one_thread: None) -> None:
+    workers = Workers(sandboxed=False)
+    try:
+        reference = workers.code("fcos_detection")
+        allowed = workers.code("fcos_detection", apply(manifests.get("fcos_detection").reference_dir, KEPT_LOOP_NMS,
+                                                       tmp_path / "kept-loop"))
+        result = run_check("fcos_detection", "nms", allowed, reference, repeats=3, warmup=1)
+        assert result.credit == 1.0, result.message()
+        assert result.ratio <= result.policy.full_at / 1.5, f"too close to losing credit: {result.message()}"
     finally:
         workers.close()
 

@@ -241,79 +241,91 @@ def _threshold_test(threshold: float, dtype: torch.dtype) -> tuple[float, bool]:
     return rounded, rounded > threshold
 
 
-def _overlap_above(rows: Tensor, row_area: Tensor, cols: Tensor, col_area: Tensor,
-                   threshold: tuple[float, bool]) -> Tensor:
-    """``IoU(rows[:, i], cols[:, j]) > threshold`` for boxes given as ``[4, n]`` coordinates, in torchvision's
-    arithmetic."""
-    width = (torch.minimum(rows[2, :, None], cols[2]) - torch.maximum(rows[0, :, None], cols[0])).clamp_(min=0)
-    height = (torch.minimum(rows[3, :, None], cols[3]) - torch.maximum(rows[1, :, None], cols[1])).clamp_(min=0)
-    inter = width.mul_(height)
-    union = (row_area[:, None] + col_area) - inter
+def _above(iou: Tensor, threshold: tuple[Tensor, bool]) -> Tensor:
+    """``iou > threshold`` as torchvision decides it, for the ``(value, inclusive)`` of ``_threshold_test``."""
     value, inclusive = threshold
-    iou = inter.div_(union)
     return iou >= value if inclusive else iou > value
 
 
+def _pairwise_iou(rows: Tensor, cols: Tensor) -> Tensor:
+    """IoU of every row box with every column box, in torchvision's arithmetic.
+
+    Args:
+        rows (Tensor[5, R]), cols (Tensor[5, C]): ``(x1, y1, x2, y2, area)`` of each box,
+            contiguous (broadcasting strided views is several times slower).
+
+    Returns:
+        Tensor[R, C]: the IoU, with NaN (from 0 / 0) replaced by ``-inf`` so that a
+        maximum over rows is not poisoned: NaN never suppresses in torchvision.
+    """
+    rows, cols = rows[:, :, None], cols[:, None, :]
+    wh = torch.minimum(rows[2:4], cols[2:4]).sub_(torch.maximum(rows[0:2], cols[0:2])).clamp_(min=0)
+    inter = wh[0].mul_(wh[1])
+    return inter.div_(torch.add(rows[4], cols[4]).sub_(inter)).nan_to_num_(nan=-math.inf)
+
+
 def _greedy_nms(boxes: Tensor, scores: Tensor, iou_threshold: float, class_ids: Tensor | None = None,
-                block: int = 256) -> Tensor:
+                block: int = 128) -> Tensor:
     """Exact greedy NMS, vectorized over blocks of candidates (see ``nms``).
 
-    Boxes are visited in blocks (score order). Each block is first compared with
-    every box kept so far (one IoU matrix), then the survivors of the block are
-    resolved among themselves. Coordinates stay contiguous ``[4, n]`` slices, so
-    no IoU matrix needs a gather.
+    Rounds over the boxes still alive, in score order: the first ``block`` of them are
+    resolved among themselves (no box kept so far suppresses them), then every later
+    box is compared with the boxes this round kept, and the suppressed ones are dropped
+    for good. Clustered detections are mostly suppressed by the first rounds, so few
+    rounds run (3 for 1000 boxes around 50 objects).
     """
     if boxes.numel() == 0:
         return torch.empty(0, dtype=torch.long, device=boxes.device)
     order = torch.sort(scores, descending=True, stable=True).indices
-    threshold = _threshold_test(iou_threshold, boxes.dtype)
-    coords = boxes[order].t().contiguous()
-    area = (coords[2] - coords[0]) * (coords[3] - coords[1])
-    classes = class_ids[order] if class_ids is not None else None
-    count = order.numel()
-    kept = torch.empty(count, dtype=torch.long, device=boxes.device)
-    kept_coords = torch.empty_like(coords)
-    kept_area = torch.empty_like(area)
-    kept_classes = torch.empty_like(classes) if classes is not None else None
-    num_kept = 0
-    for start in range(0, count, block):
-        stop = min(start + block, count)
-        block_coords, block_area = coords[:, start:stop], area[start:stop]
-        if num_kept:
-            above = _overlap_above(kept_coords[:, :num_kept], kept_area[:num_kept], block_coords, block_area,
-                                   threshold)
-            if classes is not None:
-                above &= kept_classes[:num_kept, None] == classes[start:stop]
-            survivors = torch.nonzero(~above.any(0)).flatten()
-            if survivors.numel() == 0:
-                continue
-            block_coords, block_area = block_coords[:, survivors], block_area[survivors]
-            candidates = survivors + start
-        else:
-            candidates = torch.arange(start, stop, device=boxes.device)
-        # Inside the block the greedy result is the fixed point of
+    value, inclusive = _threshold_test(iou_threshold, boxes.dtype)
+    # A 0-dim tensor in the boxes' dtype: compared without converting a Python float at every call.
+    threshold = (torch.tensor(value, dtype=boxes.dtype, device=boxes.device), inclusive)
+    ordered = boxes.index_select(0, order)
+    area = (ordered[:, 2] - ordered[:, 0]) * (ordered[:, 3] - ordered[:, 1])
+    alive = torch.cat([ordered, area[:, None]], dim=1).t().contiguous()  # [5, n]: x1, y1, x2, y2, area
+    alive_index = order
+    alive_classes = class_ids.index_select(0, order) if class_ids is not None else None
+    # -inf on and below the diagonal: only an earlier box suppresses a later one.
+    later_only = torch.full((block, block), -math.inf, dtype=alive.dtype, device=alive.device).tril_()
+    kept = []
+    while True:
+        head, head_index = alive[:, :block], alive_index[:block]
+        # Inside the head the greedy result is the fixed point of
         # keep[j] = not any(keep[i] and overlap[i, j] for i < j); it is reached
         # in at most (longest chain of suppressions) steps.
-        overlap = _overlap_above(block_coords, block_area, block_coords, block_area, threshold)
-        if classes is not None:
-            overlap &= classes[candidates, None] == classes[candidates]
-        overlap.triu_(diagonal=1)
-        keep = ~overlap.any(0)
-        if bool(overlap.any()):
+        iou = _pairwise_iou(head, head)
+        if alive_classes is not None:
+            head_classes = alive_classes[:block]
+            iou.masked_fill_(head_classes[:, None] != head_classes, -math.inf)
+        count = head_index.numel()
+        iou.add_(later_only[:count, :count])
+        suppressed = _above(iou.amax(dim=0), threshold)
+        if bool(suppressed.any()):
+            overlap = _above(iou, threshold).view(torch.uint8)
+            keep = ~suppressed
             while True:
-                new_keep = ~(overlap & keep[:, None]).any(0)
+                new_keep = (overlap * keep.view(torch.uint8)[:, None]).amax(dim=0) == 0
                 if torch.equal(new_keep, keep):
                     break
                 keep = new_keep
-        candidates = candidates[keep]
-        added = candidates.numel()
-        kept[num_kept:num_kept + added] = candidates
-        kept_coords[:, num_kept:num_kept + added] = coords[:, candidates]
-        kept_area[num_kept:num_kept + added] = area[candidates]
-        if classes is not None:
-            kept_classes[num_kept:num_kept + added] = classes[candidates]
-        num_kept += added
-    return order[kept[:num_kept]]
+            keep = torch.nonzero(keep).flatten()
+            head, head_index = head.index_select(1, keep), head_index.index_select(0, keep)
+            if alive_classes is not None:
+                head_classes = head_classes.index_select(0, keep)
+        kept.append(head_index)
+        if alive_index.numel() <= block:
+            return torch.cat(kept)
+        # Every later box against the boxes kept in this round.
+        rest = alive[:, block:]
+        iou = _pairwise_iou(head, rest)
+        if alive_classes is not None:
+            iou.masked_fill_(head_classes[:, None] != alive_classes[block:], -math.inf)
+        survivors = torch.nonzero(~_above(iou.amax(dim=0), threshold)).flatten()
+        if survivors.numel() == 0:
+            return torch.cat(kept)
+        alive, alive_index = rest.index_select(1, survivors), alive_index[block:].index_select(0, survivors)
+        if alive_classes is not None:
+            alive_classes = alive_classes[block:].index_select(0, survivors)
 # END SOLUTION
 
 

@@ -83,6 +83,44 @@ def test_nms_large_block_boundaries(ref):
     assert torch.equal(ref.detection_utils.nms(chain, scores, 0.5), torchvision.ops.nms(chain, scores, 0.5))
 
 
+@st.composite
+def odd_nms_cases(draw, max_boxes: int = 40):
+    """Degenerate boxes (zero or negative width: IoU 0 / 0 = NaN), float64, thresholds below 0 and above 1."""
+    count = draw(st.integers(0, max_boxes))
+    generator = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
+    xy = torch.randint(0, 9, (count, 2), generator=generator)
+    boxes = torch.cat([xy, xy + torch.randint(-2, 5, (count, 2), generator=generator)], dim=1)
+    boxes = boxes.to(draw(st.sampled_from([torch.float32, torch.float64])))
+    scores = torch.tensor([0.1, 0.5, 0.9], dtype=boxes.dtype)[torch.randint(0, 3, (count,), generator=generator)]
+    threshold = draw(st.sampled_from([-0.5, 0.0, 0.1, 0.5, 1.0, 1.5]))
+    return boxes, scores, threshold
+
+
+@settings(max_examples=500)
+@given(st.one_of(nms_cases(), odd_nms_cases()), st.sampled_from([1, 2, 3, 5, 8, 128]),
+       st.lists(st.integers(0, 2), min_size=40, max_size=40))
+def test_nms_rounds_equal_torchvision(ref, case, block, labels):
+    """Rounds of a few boxes (the suites' scenes fit in one round of 128) and odd inputs, plain and per class."""
+    boxes, scores, threshold = case
+    classes = torch.tensor(labels[: boxes.shape[0]], dtype=torch.long)
+    greedy_nms = ref.detection_utils._greedy_nms
+    assert torch.equal(greedy_nms(boxes, scores, threshold, block=block),
+                       torchvision.ops.nms(boxes, scores, threshold)), (boxes.tolist(), scores.tolist(), threshold)
+    assert torch.equal(greedy_nms(boxes, scores, threshold, classes, block=block),
+                       _nms_per_class(boxes, scores, classes, threshold))
+
+
+def _nms_per_class(boxes, scores, classes, threshold):
+    """torchvision's nms on each class alone, in score order (``batched_nms`` offsets the boxes instead, so
+    with a threshold below 0 its classes suppress each other, and the offset rounds degenerate boxes)."""
+    kept = torch.zeros(boxes.shape[0], dtype=torch.bool)
+    for label in classes.unique():
+        members = torch.nonzero(classes == label).flatten()
+        kept[members[torchvision.ops.nms(boxes[members], scores[members], threshold)]] = True
+    order = torch.sort(scores, descending=True, stable=True).indices
+    return order[kept[order]]
+
+
 def test_box_iou_equals_torchvision(ref):
     generator = torch.Generator().manual_seed(1)
     xy = torch.rand(50, 2, generator=generator) * 50

@@ -18,9 +18,9 @@ from grader.compare import assert_close, assert_equal
 from grader.perf import SpeedPolicy
 
 STRIDES = {"p3": 8, "p4": 16, "p5": 32}
-# nms: the docstring allows a Python loop over the *kept* boxes (about 5x the reference here), so full
-# credit reaches 8x; a loop over pairs of boxes is > 100x.
-NMS_POLICY = SpeedPolicy(full_at=8.0, none_at=60.0)
+# nms: the docstring allows a Python loop over the *kept* boxes (7-8x the reference here, measured in
+# tests/test_speed_checks.py), so full credit reaches 20x; a loop over pairs of boxes is about 400x.
+NMS_POLICY = SpeedPolicy(full_at=20.0, none_at=150.0)
 DEFAULT_POLICY = SpeedPolicy(full_at=4.0, none_at=40.0)
 
 
@@ -116,7 +116,7 @@ CHECKS = {
 @pytest.mark.weight(1)
 @pytest.mark.number("8.9")
 def test_speed_nms(timing):
-    """nms is vectorized: 300 detector-like boxes (15 objects), within 8x of the reference for full credit"""
+    """nms is vectorized: 300 detector-like boxes (15 objects), within 20x of the reference for full credit"""
     timing.grade(**CHECKS["nms"])
 
 
