@@ -28,6 +28,27 @@ def reference_module(assignment: str, name: str):
     return importlib.import_module(name)
 
 
+def side_by_side(fns: dict[str, Callable[[], object]], repeats: int = 7, budget: float = 20.0) -> dict[str, float]:
+    """Best wall time of each function, the calls interleaved (``a b a b ...``) after one warm-up each.
+
+    Side by side, a burst of noise on a shared machine hits both sides alike instead of one
+    function's whole series. ``repeats`` shrinks so that the rounds fit ``budget`` seconds.
+    """
+    first = {}
+    for name, fn in fns.items():
+        start = time.perf_counter()
+        fn()
+        first[name] = time.perf_counter() - start
+    repeats = max(1, min(repeats, int(budget / max(sum(first.values()), 1e-9))))
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
 def seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1, budget: float = 20.0) -> float:
     """Best (shortest) wall time of ``fn()`` over ``repeats`` calls (fewer when one call is slow: at most
     ``budget`` seconds). On a shared machine noise only adds time, so the best call is the steadiest figure."""

@@ -3,7 +3,8 @@
     python -m bench.nms [--quick] [--threads 1] [--plot docs/img/nms_curve.png] [--out bench/results/nms.json]
 
 Detector-like scenes: N boxes jittered around N / 20 objects, random scores.
-Every result is compared (nms: same kept indices; box_iou: max abs difference).
+Every result is compared (nms: same kept indices; box_iou: max abs difference). Each pair of
+functions is timed side by side (calls interleaved), best call of each.
 Targets (CPU): reference nms within 2x of torchvision at 1k boxes, within 4x at 10k.
 """
 
@@ -14,11 +15,13 @@ import argparse
 import torch
 import torchvision
 
-from bench.common import machine, reference_module, save, seconds, table
+from bench.common import machine, reference_module, save, side_by_side, table
 
 SIZES = (100, 300, 1000, 3000, 10000)
 QUICK_SIZES = (100, 1000)
 IOU_SIZES = (100, 1000, 3000)
+# Best of up to 50 interleaved calls (fewer where 50 would exceed the 20 s budget of a size).
+REPEATS = 50
 
 
 def scene(count: int, seed: int = 0, size: float = 800.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -42,8 +45,10 @@ def run(quick: bool = False) -> dict:
         boxes, scores = scene(count)
         ours = du.nms(boxes, scores, 0.5)
         theirs = torchvision.ops.nms(boxes, scores, 0.5)
-        t_ours = seconds(lambda b=boxes, s=scores: du.nms(b, s, 0.5), repeats=3 if quick else 7)
-        t_theirs = seconds(lambda b=boxes, s=scores: torchvision.ops.nms(b, s, 0.5), repeats=3 if quick else 7)
+        times = side_by_side({"ours": lambda b=boxes, s=scores: du.nms(b, s, 0.5),
+                              "theirs": lambda b=boxes, s=scores: torchvision.ops.nms(b, s, 0.5)},
+                             repeats=3 if quick else REPEATS)
+        t_ours, t_theirs = times["ours"], times["theirs"]
         rows.append({"function": "nms", "boxes": count, "kept": int(ours.numel()), "reference_ms": t_ours * 1e3,
                      "torchvision_ms": t_theirs * 1e3, "ratio": t_ours / t_theirs,
                      "equal": bool(torch.equal(ours, theirs))})
@@ -51,8 +56,10 @@ def run(quick: bool = False) -> dict:
         boxes, _ = scene(count, seed=1)
         ours = du.box_iou(boxes, boxes)
         theirs = torchvision.ops.box_iou(boxes, boxes)
-        t_ours = seconds(lambda b=boxes: du.box_iou(b, b), repeats=3 if quick else 7)
-        t_theirs = seconds(lambda b=boxes: torchvision.ops.box_iou(b, b), repeats=3 if quick else 7)
+        times = side_by_side({"ours": lambda b=boxes: du.box_iou(b, b),
+                              "theirs": lambda b=boxes: torchvision.ops.box_iou(b, b)},
+                             repeats=3 if quick else REPEATS)
+        t_ours, t_theirs = times["ours"], times["theirs"]
         rows.append({"function": "box_iou", "boxes": count, "kept": "", "reference_ms": t_ours * 1e3,
                      "torchvision_ms": t_theirs * 1e3, "ratio": t_ours / t_theirs,
                      "equal": float((ours - theirs).abs().max()) <= 1e-6})
