@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import site
 import sys
@@ -21,7 +22,6 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "cvgrade"))
 
 
-
 # pytester forgets, after each in-process run and after each test, the modules first
 # imported meanwhile. For a library that is harmful: importing torchvision.transforms.v2
 # a second time in one process left byol's ToDtype returning uint8 after a segmentation
@@ -33,12 +33,18 @@ _LIBRARY_DIRS = tuple({str(Path(p).resolve()) + os.sep for p in (
     *site.getsitepackages(), site.getusersitepackages()) if p})
 
 
+@functools.cache
+def _in_library_dir(path: str) -> bool:
+    return (str(Path(path).resolve()) + os.sep).startswith(_LIBRARY_DIRS)
+
+
 def is_library_module(name: str) -> bool:
-    """True for a module of the standard library or of an installed package."""
+    """True for a module of the standard library or of an installed package (paths cached: a snapshot
+    checks every one of the ~4000 modules that torch and the oracles import)."""
     module = sys.modules.get(name)
     file = getattr(module, "__file__", None)
     places = [file] if file else list(getattr(module, "__path__", None) or [])
-    return all((str(Path(p).resolve()) + os.sep).startswith(_LIBRARY_DIRS) for p in places)
+    return all(_in_library_dir(p) for p in places)
 
 
 class _SysModulesSnapshotKeepingLibraries(_pytester.SysModulesSnapshot):
