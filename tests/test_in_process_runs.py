@@ -12,7 +12,7 @@ import sys
 
 import pytest
 from _pytest.pytester import SysModulesSnapshot
-from conftest import is_library_module
+from library_modules import is_library_module
 
 # Standard-library modules that nothing in the test process imports.
 _UNUSED_STDLIB = ("wave", "colorsys", "tabnanny", "netrc", "sched", "fileinput", "graphlib")

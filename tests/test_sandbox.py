@@ -298,3 +298,23 @@ def test_a_module_that_crashes_at_import_is_not_retried_forever(tmp_path):
         assert connection.import_module("fine").one() == 1  # the other modules still work
     finally:
         connection.close()
+
+
+def test_a_worker_that_dies_at_start_shows_what_it_printed(tmp_path):
+    """The start-up failure keeps the worker's last words (they were dropped, which left a one-off
+    'exit status 1' in a loaded CI run unexplained)."""
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    (folder / "mod.py").write_text("x = 1\n")
+    os.chmod(tmp_path, 0o755)
+    os.chmod(folder, 0o755)
+    os.chmod(folder / "mod.py", 0o644)
+    settings = SandboxSettings(memory_limit=48 * 2**20, protected=default_protected(), run_as=default_run_as())
+    connection = ProcessConnection(str(folder), ["mod"], settings)
+    try:
+        with pytest.raises(StudentCrash, match="could not start") as caught:
+            connection.import_module("mod")
+        assert "--- your code printed ---" in str(caught.value), str(caught.value)
+        assert caught.value.reason == "memory", str(caught.value)  # torch cannot even be mapped in 48 MB
+    finally:
+        connection.close()

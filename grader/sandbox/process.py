@@ -35,7 +35,7 @@ SANDBOX_DIR = Path(__file__).resolve().parent
 RUNTIME_FILES = ("__init__.py", "protocol.py", "server.py", "loader.py", "worker.py")
 OUTPUT_KEEP = 16 * 1024
 MEMORY_MARKERS = ("MemoryError", "can't allocate memory", "DefaultCPUAllocator", "out of memory",
-                  "Cannot allocate memory")
+                  "Cannot allocate memory", "failed to map segment from shared object")
 
 
 def _gib(nbytes: int) -> str:
@@ -282,8 +282,11 @@ class ProcessConnection(Connection):
         try:
             frame, output = self._exchange(None, self.settings.startup_timeout, "starting your code")
         except StudentCrash as exc:
+            # str(exc), not exc.message: it carries what the process printed before it died (the
+            # only clue to why), which _death has already taken from the output buffer.
+            warnings = "; ".join(self.defences.get("warnings", []))
             raise StudentCrash(exc.reason, "The grader could not start the process that runs your code: "
-                               f"{exc.message}\n{self._take_output()}") from None
+                               + str(exc) + (f"\nSandbox warnings: {warnings}" if warnings else "")) from None
         reply = protocol.unpack(frame, lambda h: h)
         if not isinstance(reply, dict) or "ready" not in reply:
             self._kill()
