@@ -239,6 +239,18 @@ def _processes_in(folder: str) -> list[int]:
     return found
 
 
+def _readable_course_folder(tmp_path, files: dict[str, str]):
+    """``tmp_path/sub`` with ``files``, readable by the sandbox's unprivileged worker user."""
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    os.chmod(tmp_path, 0o755)
+    os.chmod(folder, 0o755)
+    for name, source in files.items():
+        (folder / name).write_text(source)
+        os.chmod(folder / name, 0o644)
+    return folder
+
+
 def test_worker_dies_with_a_killed_grader(tmp_path):
     """SIGKILL of the grading process (a batch timeout, say) while student code spins: nothing is left running."""
     import signal
@@ -246,12 +258,8 @@ def test_worker_dies_with_a_killed_grader(tmp_path):
     import sys
     import time
 
-    folder = tmp_path / "sub"
-    folder.mkdir()
-    (folder / "spin.py").write_text("def spin():\n    open('spinning', 'w').close()\n    while True:\n        pass\n")
-    os.chmod(tmp_path, 0o755)
-    os.chmod(folder, 0o755)
-    os.chmod(folder / "spin.py", 0o644)
+    folder = _readable_course_folder(
+        tmp_path, {"spin.py": "def spin():\n    open('spinning', 'w').close()\n    while True:\n        pass\n"})
     workdir = tmp_path / "work"
     workdir.mkdir()
     os.chmod(workdir, 0o777)
@@ -303,12 +311,7 @@ def test_a_module_that_crashes_at_import_is_not_retried_forever(tmp_path):
 def test_a_worker_that_dies_at_start_shows_what_it_printed(tmp_path):
     """The start-up failure keeps the worker's last words (they were dropped, which left a one-off
     'exit status 1' in a loaded CI run unexplained)."""
-    folder = tmp_path / "sub"
-    folder.mkdir()
-    (folder / "mod.py").write_text("x = 1\n")
-    os.chmod(tmp_path, 0o755)
-    os.chmod(folder, 0o755)
-    os.chmod(folder / "mod.py", 0o644)
+    folder = _readable_course_folder(tmp_path, {"mod.py": "x = 1\n"})
     settings = SandboxSettings(memory_limit=48 * 2**20, protected=default_protected(), run_as=default_run_as())
     connection = ProcessConnection(str(folder), ["mod"], settings)
     try:
