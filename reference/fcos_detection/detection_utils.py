@@ -230,15 +230,16 @@ def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
 
 
 # BEGIN SOLUTION NO PROMPT
-def _threshold_test(threshold: float, dtype: torch.dtype) -> tuple[float, bool]:
+def _threshold_test(threshold: float, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, bool]:
     """(t, inclusive) such that ``iou > threshold`` in float64 equals ``iou >= t`` / ``iou > t`` in ``dtype``.
 
     torchvision compares the IoU (computed in the boxes' dtype) with the double
     threshold. For a float32 IoU ``x``: if ``float32(threshold)`` rounded up,
     ``x > threshold`` iff ``x >= float32(threshold)``; otherwise iff ``x > float32(threshold)``.
+    ``t`` is a 0-dim tensor: compared without converting a Python float at every call.
     """
-    rounded = torch.tensor(threshold, dtype=dtype).item()
-    return rounded, rounded > threshold
+    rounded = torch.tensor(threshold, dtype=dtype, device=device)
+    return rounded, rounded.item() > threshold
 
 
 def _above(iou: Tensor, threshold: tuple[Tensor, bool]) -> Tensor:
@@ -277,9 +278,7 @@ def _greedy_nms(boxes: Tensor, scores: Tensor, iou_threshold: float, class_ids: 
     if boxes.numel() == 0:
         return torch.empty(0, dtype=torch.long, device=boxes.device)
     order = torch.sort(scores, descending=True, stable=True).indices
-    value, inclusive = _threshold_test(iou_threshold, boxes.dtype)
-    # A 0-dim tensor in the boxes' dtype: compared without converting a Python float at every call.
-    threshold = (torch.tensor(value, dtype=boxes.dtype, device=boxes.device), inclusive)
+    threshold = _threshold_test(iou_threshold, boxes.dtype, boxes.device)
     ordered = boxes.index_select(0, order)
     area = (ordered[:, 2] - ordered[:, 0]) * (ordered[:, 3] - ordered[:, 1])
     alive = torch.cat([ordered, area[:, None]], dim=1).t().contiguous()  # [5, n]: x1, y1, x2, y2, area
