@@ -129,16 +129,8 @@ def run_check(assignment: str, check: str, student: StudentCode, reference: Stud
                          name=f"{assignment}:{check}", **options)
 
 
-@pytest.fixture
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)  # as in the sandboxed workers
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.mark.parametrize(("assignment", "check"), sorted(LOOPED), ids=[f"{a}:{c}" for a, c in sorted(LOOPED)])
-def test_reference_full_and_looped_mutant_none(assignment: str, check: str, one_thread: None) -> None:
+def test_reference_full_and_looped_mutant_none(assignment: str, check: str, one_torch_thread: None) -> None:
     """One round in-process at the graded sizes (3 timed calls instead of 7; the looped one stops after 1)."""
     workers = Workers(sandboxed=False)
     try:
@@ -169,7 +161,7 @@ KEPT_LOOP_NMS = Mutant(
 """, select="speed and nms", why="allowed: a Python loop over the kept boxes, one vectorized IoU row each")
 
 
-def test_an_allowed_loop_over_kept_boxes_keeps_full_credit(tmp_path: Path, one_thread: None) -> None:
+def test_an_allowed_loop_over_kept_boxes_keeps_full_credit(tmp_path: Path, one_torch_thread: None) -> None:
     workers = Workers(sandboxed=False)
     try:
         reference = workers.code("fcos_detection")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-import torch
 
 from grader import manifest as manifests
 from grader.sandbox.loader import load_modules
@@ -20,10 +19,3 @@ def ref() -> SimpleNamespace:
     return SimpleNamespace(**load_modules(directory, list(MODULES), isolated=True))
 
 
-@pytest.fixture
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine, two threads that wait on each other are far slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

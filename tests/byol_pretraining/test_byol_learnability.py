@@ -97,7 +97,7 @@ def normalised_std(network: nn.Module, images: torch.Tensor) -> float:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-def test_byol_pretraining_beats_random_initialisation(ref, tmp_path, one_thread):
+def test_byol_pretraining_beats_random_initialisation(ref, tmp_path, one_torch_thread):
     torch.manual_seed(0)
     make_mini(tmp_path / "mini", count=512, num_classes=8, image_size=IMAGE_SIZE, seed=1, colour="random")
     make_office_home(tmp_path / "office", {"train": 400, "val": 400}, num_classes=8, image_size=IMAGE_SIZE,

@@ -136,7 +136,7 @@ def test_byol_forward_equals_the_formula(ref):
 
 
 @pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
-def test_byol_accepts_torchvision_resnets(ref, arch, one_thread):
+def test_byol_accepts_torchvision_resnets(ref, arch, one_torch_thread):
     backbone, feature_dim = ref.byol.resnet_backbone(arch)
     assert feature_dim == {"resnet18": 512, "resnet50": 2048}[arch] and isinstance(backbone.fc, nn.Identity)
     model = ref.byol.BYOL(backbone, feature_dim, projection_dim=32, hidden_dim=64)
@@ -147,7 +147,7 @@ def test_byol_accepts_torchvision_resnets(ref, arch, one_thread):
         ref.byol.resnet_backbone("vgg16")
 
 
-def test_load_backbone_accepts_common_checkpoint_layouts(ref, tmp_path, one_thread):
+def test_load_backbone_accepts_common_checkpoint_layouts(ref, tmp_path, one_torch_thread):
     torch.manual_seed(3)
     full = torchvision.models.resnet18(weights=None)
     expected = {k: v for k, v in full.state_dict().items() if not k.startswith("fc.")}
@@ -251,7 +251,7 @@ def test_format_table_lists_the_settings_in_order(ref):
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-def test_command_lines_end_to_end(ref, tmp_path, one_thread):
+def test_command_lines_end_to_end(ref, tmp_path, one_torch_thread):
     from grader.data.byol_pretraining import make_mini
 
     make_mini(tmp_path / "mini", count=8, num_classes=4, image_size=16)
