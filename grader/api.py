@@ -85,8 +85,11 @@ def validate_results(data: Any) -> list[str]:
             for e in validator.iter_errors(data)]
 
 
-def fallback_results(message: str, partial: dict | None = None) -> dict:
-    """Valid results that say why grading failed, keeping any valid tests already recorded."""
+def fallback_results(message: str, partial: dict | None = None, summary: str | None = None) -> dict:
+    """Valid results that say why grading failed, keeping any valid tests already recorded.
+
+    ``summary`` replaces the generic top line shown to the student (e.g. for a misconfigured grader).
+    """
     tests = []
     if partial and isinstance(partial.get("tests"), list):
         tests = [t for t in partial["tests"] if isinstance(t, dict) and not validate_results(
@@ -96,8 +99,8 @@ def fallback_results(message: str, partial: dict | None = None) -> dict:
                   "visibility": "visible", "extra_data": {"outcome": "grader_error"}})
     return {
         "score": round(sum(float(t.get("score", 0.0)) for t in tests), 6),
-        "output": "The autograder ran into a problem; your score may be incomplete. Course staff can see "
-                  "the details.",
+        "output": summary or "The autograder ran into a problem; your score may be incomplete. Course staff "
+                             "can see the details.",
         "output_format": "text",
         "test_output_format": "text",
         "test_name_format": "text",
@@ -140,7 +143,11 @@ def grade(assignment: str, submission: str | Path | None = None, out: str | Path
     if sub not in ("reference", "template"):
         sub = str(Path(sub).resolve())
     progress_file = Path(tempfile.mkstemp(prefix="cvgrade-progress-", suffix=".jsonl")[1])
-    args = [sys.executable, "-m", "pytest", str(target), "-p", "no:cacheprovider", "-o", "addopts=",
+    # The plugin is loaded by module name, not through cvgrade's pytest11 entry point: a Gradescope image
+    # runs the zip's grader/ from PYTHONPATH, where no installed distribution registers it. Blocking the
+    # entry point's name keeps an installed cvgrade from registering the same module twice.
+    args = [sys.executable, "-m", "pytest", str(target), "-p", "no:cvgrade", "-p", "grader.plugin",
+            "-p", "no:cacheprovider", "-o", "addopts=",
             "-q", "--no-header", "-rN", f"--rootdir={paths.project_root()}",
             f"--results-json={out}", f"--submission={sub}", f"--progress-file={progress_file}",
             f"--timeout={int(manifest.grading.test_timeout)}", "-W", "ignore::DeprecationWarning"]

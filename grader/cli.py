@@ -26,6 +26,20 @@ console = Console()
 err = Console(stderr=True)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from grader import __version__
+
+        console.print(f"cvgrade {__version__}", markup=False, highlight=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="print cvgrade's version and exit")) -> None:
+    """Grade PyTorch computer-vision assignments and write Gradescope's results.json."""
+
+
 def _progress_bar(title: str) -> tuple[Progress, object]:
     bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    TextColumn("{task.fields[last]}"), console=err, transient=True)
@@ -83,11 +97,34 @@ def grade(
             result = api.grade(assignment, submission, out, workers=workers, on_progress=update, metadata=metadata)
     except ManifestError as exc:
         err.print(f"[red]error:[/red] {exc}")
-        api._write(out.resolve(), api.fallback_results(f"Grader configuration error: {exc}"))
-        raise typer.Exit(2) from None
+        path = out.resolve()
+        api._write(path, api.fallback_results(
+            f"Grader configuration error: {exc}",
+            summary=f"The autograder is misconfigured ({exc}); nothing was graded. Please tell the course staff."))
+        console.print(f"results written to {path}")
+        return
+    reason = zero_score_reason(result)
+    if reason:
+        err.print(f"[red]score 0:[/red] {reason}", highlight=False)
     if not quiet:
         console.print(_score_table(result, f"{assignment}: {submission or 'reference'}"))
     console.print(f"results written to {result.path}")
+
+
+def zero_score_reason(result: api.GradeResult) -> str:
+    """Why a grading scored nothing, in a line or two (empty when it scored something)."""
+    if result.score > 0 or not result.tests:
+        return "" if result.score > 0 else str(result.results.get("output", "")).strip()
+    summary = str(result.results.get("output", "")).strip()
+    outcomes = {str((t.get("extra_data") or {}).get("outcome", "")) for t in result.tests}
+    if summary and (len(outcomes) == 1 or "grader_error" in outcomes):
+        return summary
+    first = next((t for t in result.tests if t.get("status") == "failed" and t.get("max_score", 0) > 0), None)
+    if first is None:
+        return summary
+    detail = str(first.get("output", "")).strip().splitlines()
+    return (summary + "\n" if summary else "") + f"first failed test: {first.get('name')}: " + \
+        (detail[0] if detail else "(no details)")
 
 
 @app.command()
@@ -165,12 +202,13 @@ def package(
 ) -> None:
     """Build the zip to upload to Gradescope (setup.sh and run_autograder at its root)."""
     from grader import manifest as manifests
+    from grader.image import LockError
     from grader.package import build_package
 
     try:
         manifest = manifests.get(assignment)
         report = build_package(manifest, out)
-    except (ManifestError, FileNotFoundError) as exc:
+    except (ManifestError, FileNotFoundError, LockError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     if check:

@@ -27,6 +27,7 @@ the suite is worth, and the grading limits::
     autograder_timeout = 600
     container_memory = "768MB"
     container_cpus = 0.5
+    course_packages = ["imageio", "wandb"]   # what the course's own files import, installed in the image
 """
 
 from __future__ import annotations
@@ -103,6 +104,9 @@ class GradescopeSettings:
         autograder_timeout: seconds to set as Gradescope's autograder timeout.
         container_memory: the container memory to choose in Gradescope's settings.
         container_cpus: the container CPUs to choose.
+        course_packages: distributions the course's starter code imports (e.g. ``imageio``,
+            ``wandb``) that the Gradescope image must have besides the grader's own; each must be
+            pinned in the image's lock (``docker/gradescope-py310.lock``).
     """
 
     late_penalty_per_day: float = 0.0
@@ -111,6 +115,7 @@ class GradescopeSettings:
     autograder_timeout: int = 600
     container_memory: str = "768MB"
     container_cpus: float = 0.5
+    course_packages: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -248,7 +253,7 @@ def _gradescope_settings(data: object, where: str) -> GradescopeSettings:
     if not isinstance(data, dict):
         raise ManifestError(f"{where}: [gradescope] must be a table, got {data!r}")
     known = {"late_penalty_per_day", "max_late_days", "daily_submission_limit", "autograder_timeout",
-             "container_memory", "container_cpus"}
+             "container_memory", "container_cpus", "course_packages"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ManifestError(f"{where}: unknown keys {unknown} in [gradescope]; known keys are {sorted(known)}")
@@ -271,6 +276,13 @@ def _gradescope_settings(data: object, where: str) -> GradescopeSettings:
         if isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or cpus <= 0:
             raise ManifestError(f"{where}: gradescope.container_cpus must be positive, got {cpus!r}")
         kwargs["container_cpus"] = float(cpus)
+    if "course_packages" in data:
+        packages = data["course_packages"]
+        if not isinstance(packages, list) or not all(
+                isinstance(p, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", p) for p in packages):
+            raise ManifestError(f"{where}: gradescope.course_packages must be a list of distribution names "
+                                f"(no versions: the lock pins them), got {packages!r}")
+        kwargs["course_packages"] = tuple(packages)
     return GradescopeSettings(**kwargs)
 
 
