@@ -12,8 +12,9 @@ per submission and ``submission_metadata.yml``::
 Each submission is graded by ``grader.api.grade`` (its own pytest process and
 sandbox); a submission that crashes or hangs gets a fallback result and never
 stops the batch. Results go to ``<out>/<submission>/results.json`` together with a
-fingerprint of the files graded, so an interrupted batch resumes where it stopped
-(and regrades a submission whose files changed). Finally a CSV of scores per
+record of what was graded by which grader (``graded_by.json``), so an interrupted batch
+resumes where it stopped and regrades a submission whose files changed, or all of them when
+the suite, the reference, the template or the engine changed (``force`` regrades everything). Finally a CSV of scores per
 test, ``summary.json`` and a histogram of scores (PNG) are written.
 
 Parallelism: ``workers`` local processes (threads that each drive a grading
@@ -40,7 +41,10 @@ from pathlib import Path
 from grader.sandbox.process import shares_worker_user
 from grader.submission import safe_extract
 
-FINGERPRINT = "fingerprint.txt"
+# Per submission: what was graded and by which grader (sha256 of the submission's files, of the suite,
+# reference, template and engine, and the cvgrade version), so that a resumed batch reuses a result only
+# when neither changed.
+FINGERPRINT = "graded_by.json"
 
 
 @dataclass
@@ -65,6 +69,13 @@ class BatchResult:
     reused: int
     seconds: float
     scores: dict[str, float]
+    reasons: dict[str, int] = field(default_factory=dict)  # why submissions were (re)graded -> how many
+
+    def describe(self) -> str:
+        """``3 submissions (3 graded: 2 grader changed, 1 new; 0 reused)``."""
+        why = ", ".join(f"{n} {reason}" for reason, n in sorted(self.reasons.items(), key=lambda kv: -kv[1]))
+        return (f"{self.graded + self.reused} submissions ({self.graded} graded{': ' + why if why else ''}; "
+                f"{self.reused} reused)")
 
 
 def _clean_key(key: object) -> str:
@@ -77,6 +88,37 @@ def _clean(value: object) -> object:
     if isinstance(value, list):
         return [_clean(v) for v in value]
     return value
+
+
+def _looks_like_export(folder: Path) -> bool:
+    return (folder / "submission_metadata.yml").is_file() or any(
+        p.is_dir() and p.name.startswith("submission_") for p in folder.iterdir())
+
+
+def locate_export(folder: Path) -> Path:
+    """The export folder itself, or the one export folder directly inside it.
+
+    An export has ``submission_metadata.yml`` or ``submission_<id>/`` folders. Given the folder
+    that holds ``assignment_4242_export/`` (or an unzipped export whose root is that folder), the
+    export inside is used.
+
+    Raises:
+        FileNotFoundError: when neither the folder nor exactly one folder inside it is an export,
+            saying what was expected.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such export folder or zip")
+    if _looks_like_export(folder):
+        return folder
+    inside = [p for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith((".", "__MACOSX"))
+              and _looks_like_export(p)]
+    if len(inside) == 1:
+        return inside[0]
+    found = f"; found {len(inside)} exports inside: {', '.join(p.name for p in inside)}" if inside else ""
+    raise FileNotFoundError(
+        f"{folder} is not a Gradescope export: expected submission_metadata.yml and submission_<id>/ folders "
+        f"in it, or one export folder (e.g. assignment_<id>_export/) directly inside it{found}")
 
 
 def read_export(export: Path) -> list[BatchItem]:
@@ -118,21 +160,40 @@ def _grade_one(assignment: str, folder: str, out: str, timeout: float | None) ->
     return result.results
 
 
-def _valid_done(item: BatchItem, out_dir: Path) -> dict | None:
+def _stamp(item: BatchItem, grader: str) -> dict:
+    from grader import __version__
+
+    return {"submission": fingerprint(item.folder), "grader": grader, "cvgrade_version": __version__}
+
+
+def _reuse(item: BatchItem, out_dir: Path, grader: str) -> tuple[dict | None, str]:
+    """(the results to reuse, or None; why not) for a submission graded by an earlier run."""
     from grader.api import validate_results
 
     folder = out_dir / item.submission_id
     try:
-        if (folder / FINGERPRINT).read_text().strip() != fingerprint(item.folder):
-            return None
+        stamp = json.loads((folder / FINGERPRINT).read_text())
+    except OSError:
+        return None, "new"
+    except ValueError:
+        return None, "graded by an older cvgrade"
+    if not isinstance(stamp, dict) or "grader" not in stamp:
+        return None, "graded by an older cvgrade"
+    if stamp.get("submission") != fingerprint(item.folder):
+        return None, "submission changed"
+    if stamp["grader"] != grader:
+        return None, "grader changed"
+    try:
         data = json.loads((folder / "results.json").read_text())
     except (OSError, ValueError):
-        return None
-    return data if not validate_results(data) else None
+        return None, "results missing"
+    if validate_results(data):
+        return None, "results invalid"
+    return data, ""
 
 
 def run_batch(assignment: str, export: Path | str, out_csv: Path | str, *, out_dir: Path | str | None = None,
-              workers: int = 1, dask: str | None = None, timeout: float | None = None,
+              workers: int = 1, dask: str | None = None, timeout: float | None = None, force: bool = False,
               on_progress: Callable[[int, int, str], None] | None = None) -> BatchResult:
     """Grade every submission of an export and write the CSV, summary and histogram.
 
@@ -145,11 +206,17 @@ def run_batch(assignment: str, export: Path | str, out_csv: Path | str, *, out_d
         dask: a Dask scheduler address, or ``"local"`` for a LocalCluster of
             ``workers`` processes; None grades with local threads.
         timeout: seconds per submission (None: the grader's default).
+        force: regrade every submission, reusing nothing.
         on_progress: called with (done, total, submission id) after each submission.
+
+    Raises:
+        ManifestError: for an unknown assignment.
+        FileNotFoundError: when ``export`` is not an export (nor holds exactly one).
     """
     from grader import manifest as manifests
+    from grader.package import grading_digest
 
-    manifests.get(assignment)  # fail early on an unknown assignment
+    grader = grading_digest(manifests.get(assignment))  # fails early on an unknown assignment
     if workers > 1 and shares_worker_user():
         warnings.warn("grading one submission at a time: as root without PID namespaces every worker runs as "
                       "the same user and stopping one would stop the others (run as a non-root user, or where "
@@ -164,19 +231,19 @@ def run_batch(assignment: str, export: Path | str, out_csv: Path | str, *, out_d
     if export.is_file():
         scratch = Path(tempfile.mkdtemp(prefix="cvgrade-export-"))
         safe_extract(export, scratch)
-        roots = [p for p in scratch.iterdir() if p.is_dir()]
-        export = roots[0] if len(roots) == 1 and not (scratch / "submission_metadata.yml").exists() \
-            and (roots[0] / "submission_metadata.yml").exists() else scratch
+        export = scratch
     try:
-        items = read_export(export)
+        items = read_export(locate_export(export))
         results: dict[str, dict] = {}
         todo = []
+        reasons: Counter = Counter()
         for item in items:
-            done = _valid_done(item, out_dir)
+            done, why = (None, "--force") if force else _reuse(item, out_dir, grader)
             if done is not None:
                 results[item.submission_id] = done
             else:
                 todo.append(item)
+                reasons[why] += 1
         reused = len(results)
         total = len(items)
         if on_progress is not None:
@@ -184,7 +251,7 @@ def run_batch(assignment: str, export: Path | str, out_csv: Path | str, *, out_d
 
         def finish(item: BatchItem, data: dict) -> None:
             results[item.submission_id] = data
-            (out_dir / item.submission_id / FINGERPRINT).write_text(fingerprint(item.folder) + "\n")
+            (out_dir / item.submission_id / FINGERPRINT).write_text(json.dumps(_stamp(item, grader)) + "\n")
             if on_progress is not None:
                 on_progress(len(results), total, item.submission_id)
 
@@ -204,13 +271,15 @@ def run_batch(assignment: str, export: Path | str, out_csv: Path | str, *, out_d
                 for future in as_completed(futures):
                     item = futures[future]
                     finish(item, _result_or_error(future, item))
-        csv_path, summary_path, histogram = write_reports(items, results, out_csv, out_dir)
+        csv_path, summary_path, histogram = write_reports(
+            items, results, out_csv, out_dir,
+            run={"graded": len(todo), "reused": reused, "graded_because": dict(reasons), "grader_digest": grader})
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
     return BatchResult(out_dir=out_dir, csv_path=csv_path, summary_path=summary_path, histogram_path=histogram,
                        graded=len(todo), reused=reused, seconds=time.monotonic() - started,
-                       scores={k: float(v.get("score", 0.0)) for k, v in results.items()})
+                       scores={k: float(v.get("score", 0.0)) for k, v in results.items()}, reasons=dict(reasons))
 
 
 def _result_or_error(future: object, item: BatchItem) -> dict:
@@ -260,8 +329,11 @@ def _test_columns(results: dict[str, dict]) -> list[str]:
 
 
 def write_reports(items: list[BatchItem], results: dict[str, dict], out_csv: Path,
-                  out_dir: Path) -> tuple[Path, Path, Path | None]:
-    """The CSV of scores per test, summary.json, and a histogram of total scores."""
+                  out_dir: Path, run: dict | None = None) -> tuple[Path, Path, Path | None]:
+    """The CSV of scores per test, summary.json, and a histogram of total scores.
+
+    ``run`` (how many were graded and reused, and why) goes into summary.json as it is.
+    """
     columns = _test_columns(results)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     failures: Counter = Counter()
@@ -298,6 +370,7 @@ def write_reports(items: list[BatchItem], results: dict[str, dict], out_csv: Pat
         "incomplete": sum(1 for i in items if not results.get(i.submission_id, {}).get("extra_data", {})
                           .get("finished", False)),
         "most_failed": [{"test": label, "failed": count} for label, count in failures.most_common(10)],
+        **(run or {}),
     }
     summary_path = out_dir / "summary.json"
     summary_path.write_text(json.dumps(summary, indent=2) + "\n")

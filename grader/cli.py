@@ -160,6 +160,7 @@ def batch(
     workers: int = typer.Option(2, "--workers", "-n", help="submissions graded at once"),
     dask: str | None = typer.Option(None, "--dask", help="Dask scheduler address, or 'local' for a LocalCluster"),
     timeout: float | None = typer.Option(None, "--timeout", help="seconds per submission"),
+    force: bool = typer.Option(False, "--force", help="regrade every submission (reuse no earlier result)"),
 ) -> None:
     """Regrade every submission of an export (resumable); CSV, summary and score histogram."""
     from grader.batch import run_batch
@@ -174,15 +175,14 @@ def batch(
     try:
         with bar:
             result = run_batch(assignment, export, out, workers=workers, dask=dask, timeout=timeout,
-                               on_progress=update)
+                               force=force, on_progress=update)
     except (ManifestError, FileNotFoundError, RuntimeError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     import json as _json
 
     summary = _json.loads(result.summary_path.read_text())
-    console.print(f"{summary['submissions']} submissions ({result.graded} graded, {result.reused} reused) in "
-                  f"{result.seconds:.0f} s; mean {summary['mean_score']:.2f} / {summary['max_score']:g}; "
+    console.print(f"{result.describe()} in {result.seconds:.0f} s; mean {summary['mean_score']:.2f} / {summary['max_score']:g}; "
                   f"{summary['incomplete']} incomplete")
     if summary["most_failed"]:
         table = Table(title="tests most often failed")

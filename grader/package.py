@@ -85,22 +85,50 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def members(manifest: Manifest) -> list[tuple[Path | None, str, bytes | None]]:
-    """(source file or None, name in the zip, literal bytes or None) of everything that goes in."""
+def grading_sources(manifest: Manifest) -> list[tuple[Path, str]]:
+    """(file, name in the zip) of everything a grading of ``manifest`` runs: the engine with only this
+    assignment's suite, its reference and its template."""
     root = paths.project_root()
-    grader = root / "grader"
-    out: list[tuple[Path | None, str, bytes | None]] = []
-    for path, name in _tree(grader, root):
+    out = []
+    for path, name in _tree(root / "grader", root):
         parts = Path(name).parts
         if len(parts) >= 3 and parts[1] == "suites" and parts[2] not in (manifest.name, "conftest.py"):
             continue
-        out.append((path, name, None))
+        out.append((path, name))
     for tree in ("reference", "student_template"):
-        for top in (root / tree / "__init__.py",):
-            if top.is_file():
-                out.append((top, f"{tree}/__init__.py", None))
-        out.extend((p, n, None) for p, n in _tree(root / tree / manifest.name, root))
-    docker = root / "docker"
+        top = root / tree / "__init__.py"
+        if top.is_file():
+            out.append((top, f"{tree}/__init__.py"))
+        out.extend(_tree(root / tree / manifest.name, root))
+    return out
+
+
+def grading_digest(manifest: Manifest) -> str:
+    """sha256 of what a grading of ``manifest`` runs, and the cvgrade version.
+
+    Covers the engine that is imported (``grader/`` without its suites), the suite with the shared
+    suites conftest, the reference and the template: a changed test, expected value, reference or
+    engine changes it.
+    """
+    engine = Path(__file__).resolve().parent
+    trees = [(engine, "engine"), (manifest.suite_dir, "suite"), (manifest.reference_dir, "reference"),
+             (manifest.template_dir, "template")]
+    digest = hashlib.sha256(f"cvgrade {__version__}\0".encode())
+    for root, label in trees:
+        for path, name in _tree(root, root):
+            if label == "engine" and Path(name).parts[0] == "suites":
+                continue
+            digest.update(f"{label}/{name}".encode() + b"\0" + path.read_bytes() + b"\0")
+    shared = manifest.suite_dir.parent / "conftest.py"
+    if shared.is_file():
+        digest.update(b"suites/conftest.py\0" + shared.read_bytes())
+    return digest.hexdigest()
+
+
+def members(manifest: Manifest) -> list[tuple[Path | None, str, bytes | None]]:
+    """(source file or None, name in the zip, literal bytes or None) of everything that goes in."""
+    out: list[tuple[Path | None, str, bytes | None]] = [(p, n, None) for p, n in grading_sources(manifest)]
+    docker = paths.project_root() / "docker"
     for script in sorted(EXECUTABLE):
         out.append((docker / script, script, None))
     out.append((None, "requirements.txt", requirements_text(manifest).encode()))

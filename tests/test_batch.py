@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from grader import manifest as manifests
-from grader.batch import read_export, run_batch
+from grader.batch import locate_export, read_export, run_batch
 from grader.cli import app
 
 ASSIGNMENT = "fcos_detection"
@@ -96,11 +96,60 @@ def test_mixed_batch_is_graded_correctly_and_resumes(tmp_path):
 
     # resume: nothing is regraded; a changed submission is
     again = run_batch(ASSIGNMENT, export, tmp_path / "grades.csv", workers=2, timeout=150)
-    assert again.graded == 0 and again.reused == 4
+    assert again.graded == 0 and again.reused == 4 and again.reasons == {}
     (export / "submission_102" / "hw1" / "detection_utils.py").write_text(
         (export / "submission_100" / "hw1" / "detection_utils.py").read_text())
     third = run_batch(ASSIGNMENT, export, tmp_path / "grades.csv", workers=1, timeout=150)
     assert third.graded == 1 and third.scores["submission_102"] == pytest.approx(points)
+    assert third.reasons == {"submission changed": 1}
+    assert "1 graded: 1 submission changed; 3 reused" in third.describe()
+    summary = json.loads(third.summary_path.read_text())
+    assert summary["graded"] == 1 and summary["reused"] == 3 and summary["graded_because"] == {"submission changed": 1}
+
+
+def test_a_changed_expected_value_regrades_on_resume(tmp_path):
+    """A resumed batch reuses a result only when the grader is the same: change one test's expected value and
+    every submission is regraded, with the new scores."""
+    from grader import paths
+
+    export = make_export(tmp_path / "export", ["correct", "buggy"])
+    first = run_batch(ASSIGNMENT, export, tmp_path / "grades.csv", workers=1, timeout=150)
+    assert first.reasons == {"new": 2}
+    points = manifests.get(ASSIGNMENT).points
+    assert first.scores["submission_100"] == pytest.approx(points)
+    test_file = paths.suites_root() / ASSIGNMENT / "public" / "test_nms_public.py"
+    original = test_file.read_text()
+    right = "expected = torch.tensor([[1 / 7, 0.0, 0.0, 1.0]"
+    assert right in original
+    test_file.write_text(original.replace(right, "expected = torch.tensor([[1 / 8, 0.0, 0.0, 1.0]"))
+    try:
+        second = run_batch(ASSIGNMENT, export, tmp_path / "grades.csv", workers=1, timeout=150)
+    finally:
+        test_file.write_text(original)
+    assert second.graded == 2 and second.reused == 0 and second.reasons == {"grader changed": 2}
+    assert second.scores["submission_100"] < first.scores["submission_100"]
+    third = run_batch(ASSIGNMENT, export, tmp_path / "grades.csv", workers=1, timeout=150)
+    assert third.reasons == {"grader changed": 2}  # restored: a different grader again
+    assert third.scores == first.scores
+    forced = run_batch(ASSIGNMENT, export, tmp_path / "grades.csv", workers=1, timeout=150, force=True)
+    assert forced.reasons == {"--force": 2} and forced.reused == 0 and forced.scores == first.scores
+
+
+def test_a_folder_that_holds_the_export_is_searched_one_level_down(tmp_path):
+    export = make_export(tmp_path / "downloads" / "assignment_4242_export", ["correct"])
+    (tmp_path / "downloads" / "notes").mkdir()
+    assert locate_export(tmp_path / "downloads") == export
+    assert locate_export(export) == export
+    nothing = tmp_path / "nothing"
+    (nothing / "some_folder").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="is not a Gradescope export: expected submission_metadata.yml"):
+        locate_export(nothing)
+    make_export(tmp_path / "two" / "a_export", ["correct"])
+    make_export(tmp_path / "two" / "b_export", ["correct"])
+    with pytest.raises(FileNotFoundError, match="found 2 exports inside: a_export, b_export"):
+        locate_export(tmp_path / "two")
+    result = CliRunner().invoke(app, ["batch", ASSIGNMENT, str(nothing), "--out", str(tmp_path / "g.csv")])
+    assert result.exit_code == 2 and "is not a Gradescope export" in " ".join(result.output.split())
 
 
 def test_zip_export_on_a_dask_local_cluster_through_the_cli(tmp_path):
