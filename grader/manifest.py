@@ -15,6 +15,8 @@ the suite is worth, and the grading limits::
     call_timeout = 60          # seconds per call into student code
     memory_limit = "4GiB"      # for the process that runs student code
     threads = 1                # compute threads of the process that runs student code
+    definitions_only = ["task_2.py"]    # script-style student files: import their definitions only
+    definitions_on_import_error = false # or: do so for any student file whose plain import raises
     test_timeout = 300         # seconds per test
     gpu = false
     public_visibility = "visible"
@@ -89,6 +91,9 @@ class GradingSettings:
     public_visibility: str = "visible"
     hidden_visibility: str = "after_due_date"
     threads: int = 1
+    # Script-style student files: imported as their definitions only (grader.sandbox.loader).
+    definitions_only: tuple[str, ...] = ()
+    definitions_on_import_error: bool = False
     extra: dict = field(default_factory=dict)
 
 
@@ -150,6 +155,11 @@ class Manifest:
         return tuple(_module_name(f) for f in self.student_files if f.endswith(".py"))
 
     @property
+    def definitions_only_modules(self) -> tuple[str, ...]:
+        """Module names of ``grading.definitions_only`` (``"task_2"`` for ``task_2.py``)."""
+        return tuple(_module_name(f) for f in self.grading.definitions_only)
+
+    @property
     def provided_modules(self) -> tuple[str, ...]:
         return tuple(_module_name(f) for f in self.provided_files if f.endswith(".py"))
 
@@ -208,7 +218,7 @@ def load_manifest(path: Path) -> Manifest:
     if not isinstance(grading_data, dict):
         raise ManifestError(f"{where}: [grading] must be a table, got {grading_data!r}")
     grading_known = {"call_timeout", "memory_limit", "test_timeout", "gpu", "public_visibility",
-                     "hidden_visibility", "threads"}
+                     "hidden_visibility", "threads", "definitions_only", "definitions_on_import_error"}
     kwargs: dict = {}
     extra = {k: v for k, v in grading_data.items() if k not in grading_known}
     for key in ("call_timeout", "test_timeout"):
@@ -224,6 +234,17 @@ def load_manifest(path: Path) -> Manifest:
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise ManifestError(f"{where}: grading.threads must be a positive integer, got {threads!r}")
         kwargs["threads"] = threads
+    if "definitions_only" in grading_data:
+        files = grading_data["definitions_only"]
+        if not isinstance(files, list) or not all(isinstance(f, str) and f in student_files for f in files):
+            raise ManifestError(f"{where}: grading.definitions_only must list student files "
+                                f"({list(student_files)}), got {files!r}")
+        kwargs["definitions_only"] = tuple(files)
+    if "definitions_on_import_error" in grading_data:
+        if not isinstance(grading_data["definitions_on_import_error"], bool):
+            raise ManifestError(f"{where}: grading.definitions_on_import_error must be true or false, "
+                                f"got {grading_data['definitions_on_import_error']!r}")
+        kwargs["definitions_on_import_error"] = grading_data["definitions_on_import_error"]
     if "gpu" in grading_data:
         if not isinstance(grading_data["gpu"], bool):
             raise ManifestError(f"{where}: grading.gpu must be true or false, got {grading_data['gpu']!r}")

@@ -778,7 +778,9 @@ class SessionState:
             else:
                 from grader.sandbox.client import LoopbackConnection
 
-                conn = LoopbackConnection(str(directory), modules)
+                conn = LoopbackConnection(str(directory), modules,
+                                          definitions_only=manifest.definitions_only_modules,
+                                          definitions_on_error=manifest.grading.definitions_on_import_error)
             self._connections[key] = conn
         return conn
 

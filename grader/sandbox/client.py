@@ -371,11 +371,13 @@ class LoopbackConnection(Connection):
     they would see with the sandbox; there are no time or memory limits.
     """
 
-    def __init__(self, directory: str, modules: list[str] | tuple[str, ...]):
+    def __init__(self, directory: str, modules: list[str] | tuple[str, ...], *,
+                 definitions_only: tuple[str, ...] = (), definitions_on_error: bool = False):
         super().__init__()
         from grader.sandbox.server import WorkerServer
 
-        self.server = WorkerServer(directory, modules, isolated=False, capture_output=True)
+        self.server = WorkerServer(directory, modules, isolated=False, capture_output=True,
+                                   definitions_only=definitions_only, definitions_on_error=definitions_on_error)
 
     def _roundtrip(self, frame: bytes, timeout: float | None, label: str) -> tuple[bytes, str]:
         return self.server.handle(frame), ""

@@ -13,7 +13,11 @@ the folder stays on ``sys.path`` as if the student ran ``python train.py`` there
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import linecache
 import os
 import sys
@@ -107,7 +111,8 @@ def format_student_traceback(exc: BaseException, directory: Path | None, limit: 
     return "\n".join(lines)
 
 
-def load_modules(directory: Path | str, names: Iterable[str], *, isolated: bool = True) -> dict[str, ModuleType]:
+def load_modules(directory: Path | str, names: Iterable[str], *, isolated: bool = True,
+                 definitions_only: Iterable[str] = (), definitions_on_error: bool = False) -> dict[str, ModuleType]:
     """Import ``names`` from ``directory`` and return them by name.
 
     Args:
@@ -115,6 +120,11 @@ def load_modules(directory: Path | str, names: Iterable[str], *, isolated: bool 
         names: module names (``"detection_utils"`` for ``detection_utils.py``).
         isolated: when True the folder's flat module names are removed from
             ``sys.modules`` and ``sys.path`` afterwards (see the module docstring).
+        definitions_only: module names always imported as their definitions only
+            (``import_definitions``: script-style files that run their work when imported).
+        definitions_on_error: when a plain import of a top-level file raises (not a
+            ``SyntaxError``), import its definitions only instead. A module imported that way
+            has ``__cvgrade_left_out__``: the statements left out, one line each.
 
     Raises:
         ModuleImportError: for the first module that fails, with a message for
@@ -123,7 +133,13 @@ def load_modules(directory: Path | str, names: Iterable[str], *, isolated: bool 
     """
     directory = Path(directory).resolve()
     names = list(names)
+    finder = DefinitionsFinder(directory, definitions_only)
     with _LOCK:
+        installed = bool(finder.names) and not any(
+            isinstance(f, DefinitionsFinder) and f.directory == finder.directory and f.names == finder.names
+            for f in sys.meta_path)
+        if installed:
+            sys.meta_path.insert(0, finder)
         local = _local_modules(directory)
         saved = {n: m for n, m in sys.modules.items() if _belongs(n, local)}
         for n in saved:
@@ -136,13 +152,15 @@ def load_modules(directory: Path | str, names: Iterable[str], *, isolated: bool 
                 if name.split(".", 1)[0] not in local:
                     raise ModuleImportError(name, name.replace(".", "/") + ".py", "the file is missing")
                 try:
-                    modules[name] = importlib.import_module(name)
+                    modules[name] = _import_one(name, directory, definitions_on_error)
                 except ModuleImportError:
                     raise
                 except (Exception, SystemExit) as exc:  # noqa: BLE001 - student code raises anything
                     summary, details = describe_exception(exc, directory)
                     raise ModuleImportError(name, name.replace(".", "/") + ".py", summary, details) from None
         finally:
+            if installed and isolated:
+                sys.meta_path.remove(finder)
             if isolated:
                 try:
                     sys.path.remove(str(directory))
@@ -152,3 +170,156 @@ def load_modules(directory: Path | str, names: Iterable[str], *, isolated: bool 
                     del sys.modules[n]
                 sys.modules.update(saved)
     return modules
+
+
+def _import_one(name: str, directory: Path, on_error: bool) -> ModuleType:
+    path = directory / f"{name}.py"
+    try:
+        return importlib.import_module(name)
+    except SyntaxError:
+        raise
+    except (Exception, SystemExit) as original:
+        if not (on_error and "." not in name and path.is_file()):
+            raise
+        sys.modules.pop(name, None)
+        try:
+            module, left_out = import_definitions(name, path)
+        except (Exception, SystemExit):  # noqa: BLE001 - the plain import's error is the one to show
+            raise original from None
+        return module
+
+
+# Calls a definitions-only import still makes at the top level of a script-style file: building a constant.
+_SAFE_CALLS = {"dict", "list", "tuple", "set", "frozenset", "range", "enumerate", "zip", "len", "sorted",
+               "str", "int", "float", "bool", "reversed", "min", "max", "sum", "abs", "round"}
+
+
+def _imported_names(tree: ast.Module) -> set[str]:
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    return names
+
+
+def _is_main_guard(node: ast.stmt) -> bool:
+    test = getattr(node, "test", None)
+    return isinstance(node, ast.If) and isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) \
+        and test.left.id == "__name__"
+
+
+def _kept_statement(node: ast.stmt, libraries: set[str]) -> bool:
+    """Whether a top-level statement is a definition: an import, a def or class, or a constant."""
+    if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return True
+    if isinstance(node, ast.Try):
+        return all(_kept_statement(n, libraries) for n in node.body)
+    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+        return True  # a docstring
+    if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+        for sub in ast.walk(node.value):
+            if isinstance(sub, (ast.Await, ast.Yield, ast.YieldFrom, ast.NamedExpr)):
+                return False
+            if isinstance(sub, ast.Call):
+                func = sub.func
+                if isinstance(func, ast.Name) and func.id in _SAFE_CALLS:
+                    continue
+                root = func
+                while isinstance(root, ast.Attribute):
+                    root = root.value
+                # torch.device(...), transforms.Compose([...]): a library's constructor, not the student's code
+                if isinstance(root, ast.Name) and root.id in libraries and root is not func:
+                    continue
+                return False
+        return True
+    return False
+
+
+def import_definitions(name: str, path: Path | str) -> tuple[ModuleType, list[str]]:
+    """Import a script-style course file as its definitions only.
+
+    Students' files often run their work when imported (argparse, building data sets from
+    ``data/VOCdevkit``, training). This runs the file's imports, functions, classes and constants
+    (assignments whose calls are only to builtins or to attributes of imported libraries) in
+    order, and leaves out everything else: the ``if __name__ == "__main__":`` block, bare calls,
+    loops. A kept constant that raises (e.g. a data set path that does not exist here) is left
+    out too.
+
+    Args:
+        name: the module's name (``"task_2"``); the module is put in ``sys.modules`` under it.
+        path: the file.
+
+    Returns:
+        The module, and one line per left-out statement (``"line 40: train(args, model)"``).
+
+    Raises:
+        SyntaxError: when the file does not parse.
+        Exception: whatever an import, def or class statement raises.
+    """
+    path = Path(path)
+    module = ModuleType(name)
+    module.__file__ = str(path)
+    sys.modules[name] = module
+    try:
+        left_out = _exec_definitions(module, path)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    module.__cvgrade_left_out__ = left_out
+    return module, left_out
+
+
+def _exec_definitions(module: ModuleType, path: Path) -> list[str]:
+    source = path.read_text(encoding="utf-8", errors="replace")
+    tree = ast.parse(source, filename=str(path))
+    libraries = _imported_names(tree)
+    lines = source.splitlines()
+    left_out = []
+
+    def describe(node: ast.stmt) -> str:
+        text = lines[node.lineno - 1].strip() if 0 < node.lineno <= len(lines) else ""
+        return f"line {node.lineno}: {text[:80]}"
+
+    for node in tree.body:
+        if _is_main_guard(node):
+            continue
+        if not _kept_statement(node, libraries):
+            left_out.append(describe(node))
+            continue
+        code = compile(ast.Module(body=[node], type_ignores=[]), str(path), "exec")
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            try:
+                exec(code, module.__dict__)  # noqa: S102 - the student's own file, in the worker
+            except Exception:  # noqa: BLE001 - a constant that cannot be built here is left out
+                left_out.append(describe(node) + " (raised here, left out)")
+            continue
+        exec(code, module.__dict__)  # noqa: S102
+    return left_out
+
+
+class _DefinitionsLoader(importlib.abc.Loader):
+    """Executes a course file as its definitions only (see ``import_definitions``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
+        return None
+
+    def exec_module(self, module: ModuleType) -> None:
+        module.__cvgrade_left_out__ = _exec_definitions(module, self.path)
+
+
+class DefinitionsFinder(importlib.abc.MetaPathFinder):
+    """Finds the named flat modules of one folder and imports them as definitions only, whoever imports
+    them (``from voc_dataset import VOCDataset`` in another student file included)."""
+
+    def __init__(self, directory: Path, names: Iterable[str]) -> None:
+        self.directory = Path(directory)
+        self.names = set(names)
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None):
+        candidate = self.directory / f"{fullname}.py"
+        if fullname in self.names and candidate.is_file():
+            return importlib.util.spec_from_file_location(fullname, candidate, loader=_DefinitionsLoader(candidate))
+        return None

@@ -56,6 +56,8 @@ class SandboxSettings:
         run_as: (uid, gid) to become when the grader is root; None keeps root (not advised).
         namespaces: use Linux namespaces when the kernel allows them.
         preload: modules the worker imports before it reports ready.
+        definitions_only: course modules imported as their definitions only (script-style files).
+        definitions_on_error: import a course module's definitions only when its plain import raises.
     """
 
     memory_limit: int = 4 * 2**30
@@ -69,6 +71,8 @@ class SandboxSettings:
     preload: tuple[str, ...] = ("torch",)
     max_reply_bytes: int = 256 * 2**20
     threads: int = 1
+    definitions_only: tuple[str, ...] = ()
+    definitions_on_error: bool = False
 
     @classmethod
     def from_manifest(cls, manifest: Any, workdir: Path, extra_protected: list[str] | None = None) -> SandboxSettings:
@@ -77,7 +81,9 @@ class SandboxSettings:
         protected = default_protected() + [str(paths.project_root()), str(manifest.reference_dir),
                                            str(manifest.suite_dir)] + list(extra_protected or [])
         return cls(memory_limit=manifest.grading.memory_limit, workdir=workdir, protected=protected,
-                   run_as=default_run_as(), threads=manifest.grading.threads)
+                   run_as=default_run_as(), threads=manifest.grading.threads,
+                   definitions_only=manifest.definitions_only_modules,
+                   definitions_on_error=manifest.grading.definitions_on_import_error)
 
 
 def default_run_as() -> tuple[int, int] | None:
@@ -206,7 +212,9 @@ class ProcessConnection(Connection):
     # -- lifecycle ------------------------------------------------------------
     def _config(self, request_fd: int, reply_fd: int) -> tuple[list[str], dict]:
         worker_cfg = {"directory": self.directory, "modules": self.modules, "preload": list(self.settings.preload),
-                      "sys_path": _library_paths(), "threads": self.settings.threads}
+                      "sys_path": _library_paths(), "threads": self.settings.threads,
+                      "definitions_only": list(self.settings.definitions_only),
+                      "definitions_on_error": self.settings.definitions_on_error}
         bootstrap = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
                      "from grader.sandbox.worker import main; main()")
         argv = [sys.executable, "-I", "-u", "-c", bootstrap, str(self._runtime), str(request_fd), str(reply_fd),

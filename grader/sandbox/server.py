@@ -87,9 +87,12 @@ class WorkerServer:
     """
 
     def __init__(self, directory: Path | str, modules: list[str] | tuple[str, ...], *,
-                 isolated: bool = False, capture_output: bool = False):
+                 isolated: bool = False, capture_output: bool = False, definitions_only: tuple[str, ...] = (),
+                 definitions_on_error: bool = False):
         self.directory = Path(directory)
         self.course_modules = set(modules)
+        self.definitions_only = tuple(definitions_only)
+        self.definitions_on_error = bool(definitions_on_error)
         self.isolated = isolated
         self.capture_output = capture_output
         self.objects: dict[int, Any] = {}
@@ -239,7 +242,11 @@ class WorkerServer:
         if name in self.loaded:
             return self.loaded[name]
         if name.split(".", 1)[0] in {m.split(".", 1)[0] for m in self.course_modules}:
-            module = load_modules(self.directory, [name], isolated=self.isolated)[name]
+            module = load_modules(self.directory, [name], isolated=self.isolated,
+                                  definitions_only=self.definitions_only,
+                                  definitions_on_error=self.definitions_on_error)[name]
+            for loaded in list(sys.modules.values()):
+                _note_definitions_only(loaded)
         else:
             module = importlib.import_module(name)
         self.loaded[name] = module
@@ -301,6 +308,18 @@ class WorkerServer:
     def op_value_and_grad(self, request: dict) -> Any:
         return value_and_grad(self._target(request), list(request.get("args", [])),
                               dict(request.get("kwargs", {})), request.get("wrt", [0]), request.get("grad_output"))
+
+
+def _note_definitions_only(module: Any) -> None:
+    """Tell the student (on stderr, once per module) that a script-style file was imported as definitions."""
+    left_out = getattr(module, "__cvgrade_left_out__", None)
+    if left_out is None or getattr(module, "__cvgrade_noted__", False):
+        return
+    module.__cvgrade_noted__ = True
+    name = Path(getattr(module, "__file__", "") or "?").name
+    shown = "; ".join(left_out[:6]) + (f"; and {len(left_out) - 6} more" if len(left_out) > 6 else "")
+    print(f"cvgrade: {name} runs code when imported, so only its definitions (imports, functions, classes, "
+          f"constants) were imported{': left out ' + shown if left_out else ''}", file=sys.stderr)
 
 
 def module_info(module: Any) -> dict:

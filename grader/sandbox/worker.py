@@ -50,7 +50,9 @@ def main() -> None:
     threads = config.get("threads")
     if threads and "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(int(threads))
-    server = WorkerServer(config["directory"], config["modules"], isolated=False, capture_output=False)
+    server = WorkerServer(config["directory"], config["modules"], isolated=False, capture_output=False,
+                          definitions_only=tuple(config.get("definitions_only", ())),
+                          definitions_on_error=bool(config.get("definitions_on_error", False)))
     protocol.write_frame(lambda b: _write_all(reply_fd, b), protocol.pack({"ready": os.getpid()}, server.register))
     while True:
         try:
