@@ -17,6 +17,7 @@ the suite is worth, and the grading limits::
     threads = 1                # compute threads of the process that runs student code
     definitions_only = ["task_2.py"]    # script-style student files: import their definitions only
     definitions_on_import_error = false # or: do so for any student file whose plain import raises
+    offline_weights = ["resnet18"]      # torchvision weights the course's code loads (seeded stand-ins)
     test_timeout = 300         # seconds per test
     gpu = false
     public_visibility = "visible"
@@ -94,6 +95,8 @@ class GradingSettings:
     # Script-style student files: imported as their definitions only (grader.sandbox.loader).
     definitions_only: tuple[str, ...] = ()
     definitions_on_import_error: bool = False
+    # torchvision builders whose pretrained weights the course's code loads (grader.weights: offline stand-ins).
+    offline_weights: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict)
 
 
@@ -218,7 +221,8 @@ def load_manifest(path: Path) -> Manifest:
     if not isinstance(grading_data, dict):
         raise ManifestError(f"{where}: [grading] must be a table, got {grading_data!r}")
     grading_known = {"call_timeout", "memory_limit", "test_timeout", "gpu", "public_visibility",
-                     "hidden_visibility", "threads", "definitions_only", "definitions_on_import_error"}
+                     "hidden_visibility", "threads", "definitions_only", "definitions_on_import_error",
+                     "offline_weights"}
     kwargs: dict = {}
     extra = {k: v for k, v in grading_data.items() if k not in grading_known}
     for key in ("call_timeout", "test_timeout"):
@@ -240,6 +244,12 @@ def load_manifest(path: Path) -> Manifest:
             raise ManifestError(f"{where}: grading.definitions_only must list student files "
                                 f"({list(student_files)}), got {files!r}")
         kwargs["definitions_only"] = tuple(files)
+    if "offline_weights" in grading_data:
+        builders = grading_data["offline_weights"]
+        if not isinstance(builders, list) or not all(isinstance(b, str) and _NAME_RE.match(b) for b in builders):
+            raise ManifestError(f"{where}: grading.offline_weights must list torchvision model builders such as "
+                                f"'resnet18', got {builders!r}")
+        kwargs["offline_weights"] = tuple(builders)
     if "definitions_on_import_error" in grading_data:
         if not isinstance(grading_data["definitions_on_import_error"], bool):
             raise ManifestError(f"{where}: grading.definitions_on_import_error must be true or false, "

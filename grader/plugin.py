@@ -773,11 +773,20 @@ class SessionState:
                     protected.append(str(Path(results).resolve().parent))
                 workdir = self.scratch() / (f"work-{manifest.name}" + ("-reference" if reference else ""))
                 settings = SandboxSettings.from_manifest(manifest, workdir=workdir, extra_protected=protected)
+                if manifest.grading.offline_weights:
+                    from grader.weights import seed_torch_home
+
+                    seed_torch_home(workdir, manifest.grading.offline_weights)
                 conn = ProcessConnection(str(directory), modules, settings)
                 conn.expose(self.exchange_dir(), writable=True)
             else:
                 from grader.sandbox.client import LoopbackConnection
 
+                if manifest.grading.offline_weights:
+                    from grader.weights import seed_torch_home
+
+                    os.environ["TORCH_HOME"] = str(self.scratch() / "torch-home")  # this process is the worker
+                    seed_torch_home(os.environ["TORCH_HOME"], manifest.grading.offline_weights)
                 conn = LoopbackConnection(str(directory), modules,
                                           definitions_only=manifest.definitions_only_modules,
                                           definitions_on_error=manifest.grading.definitions_on_import_error)

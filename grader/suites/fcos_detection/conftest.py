@@ -1,13 +1,12 @@
-"""Shared pieces of the FCOS suite: offline RegNet weights for the sandbox, and stand-in modules.
+"""Shared pieces of the FCOS suite: stand-in modules.
 
 Public and hidden tests use the fixtures below; nothing here imports the
 reference (students run the public tests without it).
 
 * The course's starter code builds ``models.regnet_x_400mf(pretrained=True)``,
-  which downloads ImageNet weights. Nothing can be downloaded where grading
-  runs, so before the sandboxed worker starts, its ``TORCH_HOME`` receives
-  files with torchvision's checkpoint names (random weights, seeded): such a
-  submission builds as it would at home, and no test depends on trunk weights.
+  which downloads ImageNet weights; the manifest's ``offline_weights`` has the
+  engine seed stand-ins for them (``grader.weights``), and no test depends on
+  trunk weights.
 * Stand-in backbones are small ``nn.Sequential`` convolution stacks wrapped by
   ``torchvision``'s ``create_feature_extractor``, built twice with the same
   weights: once in the student's process (a proxy) and once here. They make
@@ -16,9 +15,7 @@ reference (students run the public tests without it).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,43 +28,6 @@ from grader.student import module_info
 
 FPN_STRIDES = {"p3": 8, "p4": 16, "p5": 32}
 TRUNK_CHANNELS = (64, 160, 400)
-# torchvision's file names of the ImageNet weights of regnet_x_400mf (V1 is what pretrained=True loads).
-REGNET_CHECKPOINTS = ("regnet_x_400mf-adf1edd5.pth", "regnet_x_400mf-62229a5f.pth")
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _offline_regnet_checkpoints(request: pytest.FixtureRequest) -> None:
-    """Put seeded stand-ins for torchvision's RegNet checkpoints where the sandboxed worker looks for them."""
-    try:
-        from grader.plugin import STATE, sandbox_enabled
-    except ImportError:  # pragma: no cover - an engine without these names
-        return
-    state = request.config.stash.get(STATE, None)
-    if state is None or not sandbox_enabled(request.config):
-        return
-    # The worker's TORCH_HOME is its work folder (grader.plugin.SessionState.connection).
-    home = Path(state.scratch()) / "work-fcos_detection"
-    folder = home / "hub" / "checkpoints"
-    if all((folder / name).is_file() for name in REGNET_CHECKPOINTS):
-        return
-    from torchvision import models
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for path in (home, home / "hub", folder):
-        os.chmod(path, 0o777 if path == home else 0o755)
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(0)
-    weights = models.regnet_x_400mf(weights=None).state_dict()
-    torch.random.set_rng_state(generator_state)
-    first = folder / REGNET_CHECKPOINTS[0]
-    torch.save(weights, first)
-    os.chmod(first, 0o644)
-    for name in REGNET_CHECKPOINTS[1:]:
-        try:
-            os.link(first, folder / name)
-        except OSError:
-            torch.save(weights, folder / name)
-            os.chmod(folder / name, 0o644)
 
 
 @pytest.fixture(autouse=True)
