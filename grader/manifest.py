@@ -18,6 +18,7 @@ the suite is worth, and the grading limits::
     definitions_only = ["task_2.py"]    # script-style student files: import their definitions only
     definitions_on_import_error = false # or: do so for any student file whose plain import raises
     offline_weights = ["resnet18"]      # torchvision weights the course's code loads (seeded stand-ins)
+    cuda_on_cpu = true                  # run hard-coded .cuda() / .to('cuda') on the CPU (no GPU here)
     test_timeout = 300         # seconds per test
     gpu = false
     public_visibility = "visible"
@@ -97,6 +98,8 @@ class GradingSettings:
     definitions_on_import_error: bool = False
     # torchvision builders whose pretrained weights the course's code loads (grader.weights: offline stand-ins).
     offline_weights: tuple[str, ...] = ()
+    # Courses that ran on GPUs: the student's hard-coded .cuda() / .to('cuda') run on the CPU of a GPU-less grader.
+    cuda_on_cpu: bool = False
     extra: dict = field(default_factory=dict)
 
 
@@ -222,7 +225,7 @@ def load_manifest(path: Path) -> Manifest:
         raise ManifestError(f"{where}: [grading] must be a table, got {grading_data!r}")
     grading_known = {"call_timeout", "memory_limit", "test_timeout", "gpu", "public_visibility",
                      "hidden_visibility", "threads", "definitions_only", "definitions_on_import_error",
-                     "offline_weights"}
+                     "offline_weights", "cuda_on_cpu"}
     kwargs: dict = {}
     extra = {k: v for k, v in grading_data.items() if k not in grading_known}
     for key in ("call_timeout", "test_timeout"):
@@ -250,11 +253,11 @@ def load_manifest(path: Path) -> Manifest:
             raise ManifestError(f"{where}: grading.offline_weights must list torchvision model builders such as "
                                 f"'resnet18', got {builders!r}")
         kwargs["offline_weights"] = tuple(builders)
-    if "definitions_on_import_error" in grading_data:
-        if not isinstance(grading_data["definitions_on_import_error"], bool):
-            raise ManifestError(f"{where}: grading.definitions_on_import_error must be true or false, "
-                                f"got {grading_data['definitions_on_import_error']!r}")
-        kwargs["definitions_on_import_error"] = grading_data["definitions_on_import_error"]
+    for key in ("definitions_on_import_error", "cuda_on_cpu"):
+        if key in grading_data:
+            if not isinstance(grading_data[key], bool):
+                raise ManifestError(f"{where}: grading.{key} must be true or false, got {grading_data[key]!r}")
+            kwargs[key] = grading_data[key]
     if "gpu" in grading_data:
         if not isinstance(grading_data["gpu"], bool):
             raise ManifestError(f"{where}: grading.gpu must be true or false, got {grading_data['gpu']!r}")

@@ -58,6 +58,7 @@ class SandboxSettings:
         preload: modules the worker imports before it reports ready.
         definitions_only: course modules imported as their definitions only (script-style files).
         definitions_on_error: import a course module's definitions only when its plain import raises.
+        cuda_on_cpu: run the student's ``.cuda()`` / ``.to('cuda')`` on the CPU (``server.run_cuda_on_cpu``).
     """
 
     memory_limit: int = 4 * 2**30
@@ -73,6 +74,7 @@ class SandboxSettings:
     threads: int = 1
     definitions_only: tuple[str, ...] = ()
     definitions_on_error: bool = False
+    cuda_on_cpu: bool = False
 
     @classmethod
     def from_manifest(cls, manifest: Any, workdir: Path, extra_protected: list[str] | None = None) -> SandboxSettings:
@@ -83,7 +85,8 @@ class SandboxSettings:
         return cls(memory_limit=manifest.grading.memory_limit, workdir=workdir, protected=protected,
                    run_as=default_run_as(), threads=manifest.grading.threads,
                    definitions_only=manifest.definitions_only_modules,
-                   definitions_on_error=manifest.grading.definitions_on_import_error)
+                   definitions_on_error=manifest.grading.definitions_on_import_error,
+                   cuda_on_cpu=manifest.grading.cuda_on_cpu and not manifest.grading.gpu)
 
 
 def default_run_as() -> tuple[int, int] | None:
@@ -214,7 +217,8 @@ class ProcessConnection(Connection):
         worker_cfg = {"directory": self.directory, "modules": self.modules, "preload": list(self.settings.preload),
                       "sys_path": _library_paths(), "threads": self.settings.threads,
                       "definitions_only": list(self.settings.definitions_only),
-                      "definitions_on_error": self.settings.definitions_on_error}
+                      "definitions_on_error": self.settings.definitions_on_error,
+                      "cuda_on_cpu": self.settings.cuda_on_cpu}
         bootstrap = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
                      "from grader.sandbox.worker import main; main()")
         argv = [sys.executable, "-I", "-u", "-c", bootstrap, str(self._runtime), str(request_fd), str(reply_fd),

@@ -175,6 +175,10 @@ class WorkerServer:
                 message = str(exc)
             except Exception:  # noqa: BLE001
                 message = "<the exception's message could not be shown>"
+        if _is_missing_gpu(message):
+            message = ("grading runs without a GPU, and your code asked for CUDA (.cuda(), .to('cuda') or "
+                       "device='cuda'): use the device of your inputs, or 'cpu' when torch.cuda.is_available() is "
+                       f"False. ({message})")
         return {"kind": "exception", "type": type(exc).__name__, "message": message[:4000],
                 "traceback": format_student_traceback(exc, self.directory)}
 
@@ -308,6 +312,74 @@ class WorkerServer:
     def op_value_and_grad(self, request: dict) -> Any:
         return value_and_grad(self._target(request), list(request.get("args", [])),
                               dict(request.get("kwargs", {})), request.get("wrt", [0]), request.get("grad_output"))
+
+
+_NO_GPU_MESSAGES = ("Found no NVIDIA driver", "Torch not compiled with CUDA enabled", "No CUDA GPUs are available",
+                    "CUDA driver initialization failed")
+
+
+def _is_missing_gpu(message: str) -> bool:
+    return any(text in message for text in _NO_GPU_MESSAGES)
+
+
+def _cpu_device(device: Any) -> Any:
+    text = str(device) if device is not None else ""
+    return "cpu" if text == "cuda" or text.startswith("cuda:") or (isinstance(device, int)
+                                                                   and not isinstance(device, bool)) else device
+
+
+def run_cuda_on_cpu(torch: Any, on_first_use: Any = None) -> None:
+    """Make the course's hard-coded CUDA calls run on the CPU (a grader without a GPU).
+
+    ``Tensor.cuda`` and ``Module.cuda`` return the CPU object; ``Tensor.to`` and ``Module.to`` with a CUDA
+    device (``"cuda"``, ``"cuda:0"``, ``torch.device("cuda")``) move to the CPU instead. Factory
+    functions with ``device="cuda"`` are not changed. ``on_first_use()`` is called the first time one of
+    these calls asked for CUDA.
+    """
+    noted = [False]
+
+    def note() -> None:
+        if not noted[0]:
+            noted[0] = True
+            if on_first_use is not None:
+                on_first_use()
+
+    tensor_to, module_to = torch.Tensor.to, torch.nn.Module.to
+
+    def tensor_cuda(self, device=None, non_blocking=False, memory_format=torch.preserve_format):
+        note()
+        return self
+
+    def module_cuda(self, device=None):
+        note()
+        return self
+
+    def mapped(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        changed = False
+        new_args = []
+        for arg in args:
+            cpu = _cpu_device(arg) if isinstance(arg, (str, torch.device)) else arg
+            changed |= cpu is not arg
+            new_args.append(cpu)
+        if "device" in kwargs and _cpu_device(kwargs["device"]) is not kwargs["device"]:
+            kwargs = {**kwargs, "device": "cpu"}
+            changed = True
+        if changed:
+            note()
+        return tuple(new_args), kwargs
+
+    def to_tensor(self, *args, **kwargs):
+        args, kwargs = mapped(args, kwargs)
+        return tensor_to(self, *args, **kwargs)
+
+    def to_module(self, *args, **kwargs):
+        args, kwargs = mapped(args, kwargs)
+        return module_to(self, *args, **kwargs)
+
+    torch.Tensor.cuda = tensor_cuda
+    torch.nn.Module.cuda = module_cuda
+    torch.Tensor.to = to_tensor
+    torch.nn.Module.to = to_module
 
 
 def _note_definitions_only(module: Any) -> None:

@@ -47,6 +47,11 @@ def main() -> None:
 
     for name in config.get("preload", []):
         __import__(name)
+    if config.get("cuda_on_cpu") and "torch" in sys.modules:
+        from grader.sandbox.server import run_cuda_on_cpu
+
+        run_cuda_on_cpu(sys.modules["torch"], lambda: print(
+            "cvgrade: grading has no GPU; your .cuda() / .to('cuda') calls ran on the CPU", file=sys.stderr))
     threads = config.get("threads")
     if threads and "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(int(threads))
