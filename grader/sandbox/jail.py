@@ -223,7 +223,8 @@ def main() -> None:
             wait_status = _wait_while_parent_lives(child, grader)
             if os.WIFSIGNALED(wait_status):
                 sig = os.WTERMSIG(wait_status)
-                signal.signal(sig, signal.SIG_DFL)
+                if sig not in (signal.SIGKILL, signal.SIGSTOP):  # their handlers cannot be set (EINVAL)
+                    signal.signal(sig, signal.SIG_DFL)
                 os.kill(os.getpid(), sig)
             os._exit(os.waitstatus_to_exitcode(wait_status) if hasattr(os, "waitstatus_to_exitcode") else 1)
         parent_at_start = os.getppid()  # 0: the launcher is outside this PID namespace

@@ -330,7 +330,11 @@ class ProcessConnection(Connection):
                 except OSError:
                     pass
         self._req_w = self._resp_r = self._out_r = -1
-        if self.settings.run_as and os.geteuid() == 0 and "pid" not in self.defences.get("namespaces", []):
+        # Only when the launcher said that it ran without a PID namespace: a status lost under load (the
+        # launcher busy or dead before it wrote one) must not kill every process of the worker user,
+        # other gradings' workers included (a likely cause of a parallel test run's worker SIGKILLed at start).
+        namespaces = self.defences.get("namespaces")
+        if self.settings.run_as and os.geteuid() == 0 and namespaces is not None and "pid" not in namespaces:
             _kill_all_of(self.settings.run_as[0])
         self.reset()
 
