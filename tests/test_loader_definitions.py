@@ -169,3 +169,24 @@ def test_manifest_options_for_script_style_files(tmp_path):
     (folder / "assignment.toml").write_text(base + 'definitions_only = ["other.py"]\n')
     with pytest.raises(ManifestError, match=r"definitions_only must list student files .*'other.py'"):
         load_manifest(folder / "assignment.toml")
+
+
+def test_a_lazy_module_that_answers_every_attribute_does_not_break_the_note(course, monkeypatch):
+    """Seen in CI: a library's lazy module returned an int for ``__cvgrade_left_out__``, and every import failed."""
+    import sys
+    import types
+
+    from grader.sandbox.client import LoopbackConnection
+
+    class Lazy(types.ModuleType):
+        def __getattr__(self, name):
+            if name.startswith("__cvgrade"):
+                return 0  # what a lazy module that answers every name gives
+            raise AttributeError(name)
+
+    monkeypatch.setitem(sys.modules, "some_lazy_library", Lazy("some_lazy_library"))
+    conn = LoopbackConnection(str(course), ["task_1", "task_2", "helpers"], definitions_only=("task_2",))
+    try:
+        assert conn.import_module("task_1").uses_iou(1, 1) == 3
+    finally:
+        conn.close()

@@ -58,7 +58,7 @@ def test_seeding_twice_reuses_the_cache_and_the_files(tmp_path):
 def test_every_manifests_offline_weights_are_real_builders():
     listed = {m.name: m.grading.offline_weights for m in manifests.discover().values()}
     assert listed["fcos_detection"] == ("regnet_x_400mf",) and listed["voc_classification"] == ("resnet18",)
-    assert listed["weak_localization"] == ("alexnet",)
+    assert listed["weak_localization"] == ()  # its suite seeds the AlexNet values its tests compare against
     for builders in listed.values():
         for builder in builders:
             assert checkpoint_names(builder)

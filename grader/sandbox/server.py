@@ -249,8 +249,9 @@ class WorkerServer:
             module = load_modules(self.directory, [name], isolated=self.isolated,
                                   definitions_only=self.definitions_only,
                                   definitions_on_error=self.definitions_on_error)[name]
-            for loaded in list(sys.modules.values()):
-                _note_definitions_only(loaded)
+            if self.definitions_only or self.definitions_on_error:
+                for loaded in list(sys.modules.values()):
+                    _note_definitions_only(loaded)
         else:
             module = importlib.import_module(name)
         self.loaded[name] = module
@@ -384,8 +385,10 @@ def run_cuda_on_cpu(torch: Any, on_first_use: Any = None) -> None:
 
 def _note_definitions_only(module: Any) -> None:
     """Tell the student (on stderr, once per module) that a script-style file was imported as definitions."""
-    left_out = getattr(module, "__cvgrade_left_out__", None)
-    if left_out is None or getattr(module, "__cvgrade_noted__", False):
+    # The module's own dict, not getattr: a library's lazy module answers any attribute (seen: an int).
+    namespace = getattr(module, "__dict__", None)
+    left_out = namespace.get("__cvgrade_left_out__") if isinstance(namespace, dict) else None
+    if not isinstance(left_out, list) or namespace.get("__cvgrade_noted__", False):
         return
     module.__cvgrade_noted__ = True
     name = Path(getattr(module, "__file__", "") or "?").name
