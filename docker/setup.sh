@@ -33,13 +33,13 @@ if ! "$PYTHON" -m pip --version >/dev/null 2>&1; then
         || fail "$PYTHON has no pip and apt-get could not install python3-pip"
 fi
 
-meta() {
-    "$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' \
+meta() {  # a value of cvgrade-assignment.json by its dotted key: meta gradescope.gpu
+    "$PYTHON" -c 'import functools,json,sys; print(functools.reduce(dict.__getitem__, sys.argv[2].split("."), json.load(open(sys.argv[1]))))' \
         "$SOURCE/cvgrade-assignment.json" "$1"
 }
 ASSIGNMENT="$(meta assignment)" || fail "cvgrade-assignment.json is missing or unreadable"
 TORCH_INDEX="${CVGRADE_TORCH_INDEX_URL:-$(meta torch_index_url)}"
-GPU="$(meta gpu_torch)"
+GPU="$(meta gradescope.gpu)"
 LOCK="$SOURCE/constraints.txt"
 PIP=("$PYTHON" -m pip install --no-cache-dir --disable-pip-version-check --no-input --progress-bar off)
 

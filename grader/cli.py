@@ -113,9 +113,11 @@ def grade(
 
 def zero_score_reason(result: api.GradeResult) -> str:
     """Why a grading scored nothing, in a line or two (empty when it scored something)."""
-    if result.score > 0 or not result.tests:
-        return "" if result.score > 0 else str(result.results.get("output", "")).strip()
+    if result.score > 0:
+        return ""
     summary = str(result.results.get("output", "")).strip()
+    if not result.tests:
+        return summary
     outcomes = {str((t.get("extra_data") or {}).get("outcome", "")) for t in result.tests}
     if summary and (len(outcomes) == 1 or "grader_error" in outcomes):
         return summary

@@ -31,7 +31,6 @@ IMAGE_PYTHON = (3, 10)
 # PyPI's torch wheels for Linux are CUDA builds; download.pytorch.org/whl/cpu has the CPU-only ones.
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 CUDA_TORCH_INDEX = "https://pypi.org/simple"
-TORCH_DISTRIBUTIONS = ("torch", "torchvision")
 # Installed with PyPI's CUDA build of torch only; the CPU build has none of them, so the lock leaves them out.
 CUDA_ONLY = re.compile(r"^(nvidia-.*|triton|cuda-.*)$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -179,14 +178,12 @@ def verify(requirements: Sequence[Requirement], lock: dict[str, str], *, cpu_onl
         if dist is None:
             problems.append(f"{requirement.name} is not installed (locked: {requirement.version})")
             continue
-        if _public_version(dist.version) != _public_version(requirement.version):
-            problems.append(f"{requirement.name} {dist.version} is installed, the lock says {requirement.version}")
         for module in _modules_of(dist):
             try:
                 importlib.import_module(module)
             except Exception as exc:  # noqa: BLE001 - any import failure makes the image unusable
                 problems.append(f"import {module} (from {requirement.name}) failed: {type(exc).__name__}: {exc}")
-    for name, dist in sorted(installed.items()):
+    for name, dist in sorted(installed.items()):  # the requirements' versions are the lock's too
         if name in lock and _public_version(dist.version) != _public_version(lock[name]):
             problems.append(f"{name} {dist.version} is installed, the lock says {lock[name]}")
     for module in ("grader.plugin", "xdist.plugin", "pytest_timeout"):

@@ -164,7 +164,6 @@ def build_package(manifest: Manifest, out_dir: Path | str) -> PackageReport:
         meta = {"assignment": manifest.name, "title": manifest.title, "points": manifest.points,
                 "cvgrade_version": __version__, "commit": _git_commit(), "content_sha256": digest.hexdigest(),
                 "python": ".".join(map(str, image.IMAGE_PYTHON)), "torch_index_url": torch_index_url(manifest),
-                "gpu_torch": manifest.grading.gpu,
                 "gradescope": {"autograder_timeout": manifest.gradescope.autograder_timeout,
                                "container_memory": manifest.gradescope.container_memory,
                                "container_cpus": manifest.gradescope.container_cpus, "gpu": manifest.grading.gpu},

@@ -249,9 +249,9 @@ class WorkerServer:
             module = load_modules(self.directory, [name], isolated=self.isolated,
                                   definitions_only=self.definitions_only,
                                   definitions_on_error=self.definitions_on_error)[name]
-            if self.definitions_only or self.definitions_on_error:
-                for loaded in list(sys.modules.values()):
-                    _note_definitions_only(loaded)
+            for course_module in self.course_modules:  # the loader marks only course modules
+                if course_module in sys.modules:
+                    _note_definitions_only(sys.modules[course_module])
         else:
             module = importlib.import_module(name)
         self.loaded[name] = module
@@ -324,9 +324,12 @@ def _is_missing_gpu(message: str) -> bool:
 
 
 def _cpu_device(device: Any) -> Any:
-    text = str(device) if device is not None else ""
-    return "cpu" if text == "cuda" or text.startswith("cuda:") or (isinstance(device, int)
-                                                                   and not isinstance(device, bool)) else device
+    """``"cpu"`` for a CUDA device (``"cuda"``, ``"cuda:1"``, ``torch.device("cuda")``, an index), else ``device``."""
+    if isinstance(device, bool):
+        return device
+    if isinstance(device, int) or str(device) == "cuda" or str(device).startswith("cuda:"):
+        return "cpu"
+    return device
 
 
 def run_cuda_on_cpu(torch: Any, on_first_use: Any = None) -> None:
