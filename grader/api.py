@@ -115,7 +115,8 @@ def fallback_results(message: str, partial: dict | None = None, summary: str | N
 def grade(assignment: str, submission: str | Path | None = None, out: str | Path = "results.json", *,
           public_only: bool = False, sandbox: bool = True, workers: int | None = None,
           extra_args: list[str] | None = None, on_progress: Callable[[Progress], None] | None = None,
-          timeout: float | None = None, metadata: str | Path | None = None) -> GradeResult:
+          timeout: float | None = None, metadata: str | Path | None = None,
+          profile: str | None = None) -> GradeResult:
     """Grade one submission of ``assignment`` and write Gradescope's results.json.
 
     Args:
@@ -131,11 +132,13 @@ def grade(assignment: str, submission: str | Path | None = None, out: str | Path
         timeout: seconds for the whole run; None uses 4x the suite's test timeout.
         metadata: Gradescope's ``submission_metadata.json``; when given, the
             manifest's late penalty and submission limit are applied.
+        profile: which of the manifest's profiles to grade (None: its default).
 
     Raises:
-        ManifestError: for an unknown assignment.
+        ManifestError: for an unknown assignment or profile.
     """
     manifest = manifests.get(assignment)
+    chosen = manifest.profile(profile)
     out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     target = manifest.suite_dir / "public" if public_only else manifest.suite_dir
@@ -151,8 +154,9 @@ def grade(assignment: str, submission: str | Path | None = None, out: str | Path
             "-q", "--no-header", "-rN", f"--rootdir={paths.project_root()}",
             f"--results-json={out}", f"--submission={sub}", f"--progress-file={progress_file}",
             f"--timeout={int(manifest.grading.test_timeout)}", "-W", "ignore::DeprecationWarning"]
+    args.append(f"--profile={chosen.name}")
     if not public_only:
-        args.append(f"--expected-points={manifest.points}")
+        args.append(f"--expected-points={chosen.points}")
     if not sandbox:
         args.append("--no-sandbox")
     if workers and workers > 1:
@@ -218,11 +222,12 @@ def _with_policies(results: dict, manifest: Manifest, metadata_path: Path) -> di
 
 
 def check(assignment: str, submission: str | Path = ".", out: str | Path | None = None, *, sandbox: bool = True,
-          on_progress: Callable[[Progress], None] | None = None) -> GradeResult:
+          on_progress: Callable[[Progress], None] | None = None, profile: str | None = None) -> GradeResult:
     """Run the public tests of ``assignment`` on a student's own code (``cvgrade check``)."""
     if out is None:
         out = Path(tempfile.mkdtemp(prefix="cvgrade-check-")) / "results.json"
-    return grade(assignment, submission, out, public_only=True, sandbox=sandbox, on_progress=on_progress)
+    return grade(assignment, submission, out, public_only=True, sandbox=sandbox, on_progress=on_progress,
+                 profile=profile)
 
 
 def build_template(check: bool = False) -> Any:

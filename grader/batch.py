@@ -152,11 +152,11 @@ def fingerprint(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def _grade_one(assignment: str, folder: str, out: str, timeout: float | None) -> dict:
+def _grade_one(assignment: str, folder: str, out: str, timeout: float | None, profile: str | None = None) -> dict:
     """Grade one submission into ``out`` (a results.json path); importable for Dask workers."""
     from grader import api
 
-    result = api.grade(assignment, folder, out, timeout=timeout)
+    result = api.grade(assignment, folder, out, timeout=timeout, profile=profile)
     return result.results
 
 
@@ -182,7 +182,9 @@ def _reuse(item: BatchItem, out_dir: Path, grader: str) -> tuple[dict | None, st
     if stamp.get("submission") != fingerprint(item.folder):
         return None, "submission changed"
     if stamp["grader"] != grader:
-        return None, "grader changed"
+        theirs, ours = str(stamp["grader"]).rpartition(":")[2], grader.rpartition(":")[2]
+        return None, "profile changed" if str(stamp["grader"]).split(":")[0] == grader.split(":")[0] \
+            and theirs != ours else "grader changed"
     try:
         data = json.loads((folder / "results.json").read_text())
     except (OSError, ValueError):
@@ -194,7 +196,8 @@ def _reuse(item: BatchItem, out_dir: Path, grader: str) -> tuple[dict | None, st
 
 def run_batch(assignment: str, export: Path | str, out_csv: Path | str, *, out_dir: Path | str | None = None,
               workers: int = 1, dask: str | None = None, timeout: float | None = None, force: bool = False,
-              on_progress: Callable[[int, int, str], None] | None = None) -> BatchResult:
+              on_progress: Callable[[int, int, str], None] | None = None,
+              profile: str | None = None) -> BatchResult:
     """Grade every submission of an export and write the CSV, summary and histogram.
 
     Args:
@@ -208,15 +211,19 @@ def run_batch(assignment: str, export: Path | str, out_csv: Path | str, *, out_d
         timeout: seconds per submission (None: the grader's default).
         force: regrade every submission, reusing nothing.
         on_progress: called with (done, total, submission id) after each submission.
+        profile: the manifest's profile to grade (None: its default); a result graded in another
+            profile is not reused.
 
     Raises:
-        ManifestError: for an unknown assignment.
+        ManifestError: for an unknown assignment or profile.
         FileNotFoundError: when ``export`` is not an export (nor holds exactly one).
     """
     from grader import manifest as manifests
     from grader.package import grading_digest
 
-    grader = grading_digest(manifests.get(assignment))  # fails early on an unknown assignment
+    manifest = manifests.get(assignment)  # fails early on an unknown assignment or profile
+    chosen = manifest.profile(profile)
+    grader = f"{grading_digest(manifest)}:{chosen.name}"
     if workers > 1 and shares_worker_user():
         warnings.warn("grading one submission at a time: as root without PID namespaces every worker runs as "
                       "the same user and stopping one would stop the others (run as a non-root user, or where "
@@ -261,13 +268,13 @@ def run_batch(assignment: str, export: Path | str, out_csv: Path | str, *, out_d
                 item.submission_id
 
         if dask is not None and todo:
-            _run_dask(assignment, todo, target, finish, dask, workers, timeout)
+            _run_dask(assignment, todo, target, finish, dask, workers, timeout, chosen.name)
         elif todo:
             with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
                 futures = {}
                 for item in todo:
                     folder, out, _ = target(item)
-                    futures[pool.submit(_grade_one, assignment, folder, out, timeout)] = item
+                    futures[pool.submit(_grade_one, assignment, folder, out, timeout, chosen.name)] = item
                 for future in as_completed(futures):
                     item = futures[future]
                     finish(item, _result_or_error(future, item))
@@ -292,7 +299,7 @@ def _result_or_error(future: object, item: BatchItem) -> dict:
 
 
 def _run_dask(assignment: str, todo: list[BatchItem], target: Callable, finish: Callable, address: str,
-              workers: int, timeout: float | None) -> None:
+              workers: int, timeout: float | None, profile: str | None = None) -> None:
     try:
         from dask.distributed import Client, LocalCluster
         from dask.distributed import as_completed as dask_completed
@@ -309,7 +316,8 @@ def _run_dask(assignment: str, todo: list[BatchItem], target: Callable, finish: 
         futures = {}
         for item in todo:
             folder, out, key = target(item)
-            futures[client.submit(_grade_one, assignment, folder, out, timeout, key=f"grade-{key}", pure=False)] = item
+            futures[client.submit(_grade_one, assignment, folder, out, timeout, profile, key=f"grade-{key}",
+                                  pure=False)] = item
         for future in dask_completed(list(futures)):
             item = futures[future]
             finish(item, _result_or_error(future, item))

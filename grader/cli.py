@@ -70,12 +70,14 @@ def _score_table(result: api.GradeResult, title: str) -> Table:
 
 @app.command("list")
 def list_command() -> None:
-    """List the assignments, their points and the files students write."""
+    """List the assignments, their profiles and points, and the files students write."""
     table = Table(title="assignments")
-    for column in ("name", "title", "points", "student files"):
+    for column in ("name", "title", "profiles (points; * default)", "student files"):
         table.add_column(column)
     for manifest in api.list_assignments():
-        table.add_row(manifest.name, manifest.title, f"{manifest.points:g}", ", ".join(manifest.student_files))
+        profiles = ", ".join(f"{p.name}{'*' if p.name == manifest.default_profile else ''} ({p.points:g})"
+                             for p in manifest.all_profiles)
+        table.add_row(manifest.name, manifest.title, profiles, ", ".join(manifest.student_files))
     console.print(table)
 
 
@@ -89,12 +91,15 @@ def grade(
                                             help="Gradescope's submission_metadata.json: apply late penalty "
                                                  "and submission limit from the manifest"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no score table"),
+    profile: str | None = typer.Option(None, "--profile", help="the assignment's profile to grade "
+                                                                "(see 'cvgrade list'; default: its default)"),
 ) -> None:
     """Grade one submission; results.json is always written and the exit status is 0."""
     bar, update = _progress_bar(f"grading {assignment}")
     try:
         with bar:
-            result = api.grade(assignment, submission, out, workers=workers, on_progress=update, metadata=metadata)
+            result = api.grade(assignment, submission, out, workers=workers, on_progress=update, metadata=metadata,
+                               profile=profile)
     except ManifestError as exc:
         err.print(f"[red]error:[/red] {exc}")
         path = out.resolve()
@@ -134,12 +139,14 @@ def check(
     assignment: str = typer.Argument(..., help="assignment name (see 'cvgrade list')"),
     submission: Path = typer.Argument(Path("."), help="the folder with your files (default: here)"),
     no_sandbox: bool = typer.Option(False, "--no-sandbox", help="run your code in this process, for a debugger"),
+    profile: str | None = typer.Option(None, "--profile", help="the assignment's profile to grade "
+                                                                "(see 'cvgrade list'; default: its default)"),
 ) -> None:
     """Run the public tests on your own code and explain each failure."""
     bar, update = _progress_bar(f"checking {assignment}")
     try:
         with bar:
-            result = api.check(assignment, submission, sandbox=not no_sandbox, on_progress=update)
+            result = api.check(assignment, submission, sandbox=not no_sandbox, on_progress=update, profile=profile)
     except ManifestError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -163,6 +170,8 @@ def batch(
     dask: str | None = typer.Option(None, "--dask", help="Dask scheduler address, or 'local' for a LocalCluster"),
     timeout: float | None = typer.Option(None, "--timeout", help="seconds per submission"),
     force: bool = typer.Option(False, "--force", help="regrade every submission (reuse no earlier result)"),
+    profile: str | None = typer.Option(None, "--profile", help="the assignment's profile to grade "
+                                                                "(see 'cvgrade list'; default: its default)"),
 ) -> None:
     """Regrade every submission of an export (resumable); CSV, summary and score histogram."""
     from grader.batch import run_batch
@@ -177,7 +186,7 @@ def batch(
     try:
         with bar:
             result = run_batch(assignment, export, out, workers=workers, dask=dask, timeout=timeout,
-                               force=force, on_progress=update)
+                               force=force, on_progress=update, profile=profile)
     except (ManifestError, FileNotFoundError, RuntimeError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -201,6 +210,8 @@ def package(
     assignment: str = typer.Argument(..., help="assignment name (see 'cvgrade list')"),
     out: Path = typer.Option(Path("dist"), "--out", "-o", help="folder for <assignment>.zip"),
     check: bool = typer.Option(False, "--check", help="also list every file that went in"),
+    profile: str | None = typer.Option(None, "--profile", help="the assignment's profile to grade "
+                                                                "(see 'cvgrade list'; default: its default)"),
 ) -> None:
     """Build the zip to upload to Gradescope (setup.sh and run_autograder at its root)."""
     from grader import manifest as manifests
@@ -209,7 +220,7 @@ def package(
 
     try:
         manifest = manifests.get(assignment)
-        report = build_package(manifest, out)
+        report = build_package(manifest, out, profile=profile)
     except (ManifestError, FileNotFoundError, LockError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -217,6 +228,9 @@ def package(
         console.print(report.listing(), markup=False, highlight=False)
     settings = manifest.gradescope
     console.print(f"wrote {report.path} ({len(report.files)} files, {report.total_bytes / 1024:.0f} KiB)")
+    chosen = manifest.profile(profile)
+    console.print(f"profile {chosen.name} ({chosen.title}): {chosen.points:g} points, the assignment's total on "
+                  f"Gradescope", markup=False, highlight=False)
     console.print(f"Gradescope settings: autograder timeout {settings.autograder_timeout} s, "
                   f"{settings.container_cpus:g} CPU, {settings.container_memory} memory"
                   f"{', a GPU' if manifest.grading.gpu else ''}")

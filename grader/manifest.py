@@ -32,6 +32,26 @@ the suite is worth, and the grading limits::
     container_memory = "768MB"
     container_cpus = 0.5
     course_packages = ["imageio", "wandb"]   # what the course's own files import, installed in the image
+
+An assignment may be graded in several **profiles**: named selections of its
+parts, each with its own points. A test belongs to the part its
+``@pytest.mark.part("name")`` marker names, or to ``main``; a course picks a
+profile with ``--profile`` (``cvgrade grade``, ``package``, ``batch``), and
+``points`` above are the default profile's::
+
+    default_profile = "course"
+
+    [profiles.course]            # the course's own work, exactly (the default)
+    title = "16-824 S24 HW1 Q3"
+    points = 60
+    parts = ["main"]
+
+    [profiles.extended]          # plus this project's extra tasks
+    title = "... with NMS and VOC mAP"
+    points = 72.5
+    parts = ["main", "extended"]
+
+Without ``[profiles]`` there is one profile, ``default``, of part ``main``.
 """
 
 from __future__ import annotations
@@ -53,6 +73,8 @@ from grader import paths
 MANIFEST_NAME = "assignment.toml"
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+MAIN_PART = "main"
+DEFAULT_PROFILE = "default"
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 2**10, "m": 1e6, "mb": 1e6, "mib": 2**20,
                "g": 1e9, "gb": 1e9, "gib": 2**30, "t": 1e12, "tb": 1e12, "tib": 2**40}
@@ -130,6 +152,23 @@ class GradescopeSettings:
 
 
 @dataclass(frozen=True)
+class Profile:
+    """A named selection of an assignment's parts (``[profiles.<name>]``).
+
+    Attributes:
+        name: the profile's name (``"course"``).
+        title: what it grades, in words.
+        points: what its tests carry together.
+        parts: the parts it grades; a test's part is its ``part`` marker, else ``"main"``.
+    """
+
+    name: str
+    title: str
+    points: float
+    parts: tuple[str, ...] = (MAIN_PART,)
+
+
+@dataclass(frozen=True)
 class Manifest:
     """What one assignment consists of; see the module docstring for the file format."""
 
@@ -143,6 +182,31 @@ class Manifest:
     grading: GradingSettings = GradingSettings()
     gradescope: GradescopeSettings = GradescopeSettings()
     path: Path | None = None
+    profiles: tuple[Profile, ...] = ()
+    default_profile: str = DEFAULT_PROFILE
+
+    def profile(self, name: str | None = None) -> Profile:
+        """The profile called ``name`` (None: the default one).
+
+        Raises:
+            ManifestError: for a name the manifest does not define, listing those it does.
+        """
+        name = name or self.default_profile
+        for profile in self.all_profiles:
+            if profile.name == name:
+                return profile
+        raise ManifestError(f"{self.name} has no profile {name!r}; its profiles are "
+                            f"{[p.name for p in self.all_profiles]}")
+
+    @property
+    def all_profiles(self) -> tuple[Profile, ...]:
+        """The declared profiles, or the one implicit ``default`` profile (part ``main``, ``points``)."""
+        return self.profiles or (Profile(DEFAULT_PROFILE, self.title, self.points),)
+
+    @property
+    def parts(self) -> frozenset[str]:
+        """Every part some profile grades."""
+        return frozenset(part for profile in self.all_profiles for part in profile.parts)
 
     @property
     def suite_dir(self) -> Path:
@@ -200,7 +264,7 @@ def load_manifest(path: Path) -> Manifest:
         raise ManifestError(f"{where}: not valid TOML: {exc}") from None
 
     known = {"name", "title", "points", "student_files", "provided_files", "optional_files",
-             "reference_only", "grading", "gradescope"}
+             "reference_only", "grading", "gradescope", "profiles", "default_profile"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ManifestError(f"{where}: unknown keys {unknown}; known keys are {sorted(known)}")
@@ -269,7 +333,10 @@ def load_manifest(path: Path) -> Manifest:
                     f"{where}: grading.{key} must be one of {list(VISIBILITIES)}, got {grading_data[key]!r}")
             kwargs[key] = grading_data[key]
     gradescope = _gradescope_settings(data.get("gradescope", {}), where)
+    profiles, default_profile = _profiles(data, float(points), where)
     return Manifest(
+        profiles=profiles,
+        default_profile=default_profile,
         gradescope=gradescope,
         name=name,
         title=str(data.get("title", name)),
@@ -281,6 +348,47 @@ def load_manifest(path: Path) -> Manifest:
         grading=GradingSettings(**kwargs, extra=extra),
         path=path,
     )
+
+
+def _profiles(data: dict, points: float, where: str) -> tuple[tuple[Profile, ...], str]:
+    table = data.get("profiles")
+    default = data.get("default_profile")
+    if table is None:
+        if default is not None:
+            raise ManifestError(f"{where}: 'default_profile' is {default!r} but there is no [profiles] table")
+        return (), DEFAULT_PROFILE
+    if not isinstance(table, dict) or not table:
+        raise ManifestError(f"{where}: [profiles] must hold at least one [profiles.<name>] table, got {table!r}")
+    profiles = []
+    for name, body in table.items():
+        at = f"{where}: profiles.{name}"
+        if not _NAME_RE.match(name):
+            raise ManifestError(f"{at}: a profile name must be a snake_case identifier, got {name!r}")
+        if not isinstance(body, dict):
+            raise ManifestError(f"{at} must be a table, got {body!r}")
+        unknown = sorted(set(body) - {"title", "points", "parts"})
+        if unknown:
+            raise ManifestError(f"{at}: unknown keys {unknown}; known keys are ['parts', 'points', 'title']")
+        value = body.get("points")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ManifestError(f"{at}.points must be a positive number, got {value!r}")
+        parts = body.get("parts", [MAIN_PART])
+        if not isinstance(parts, list) or not parts or not all(isinstance(p, str) and _NAME_RE.match(p)
+                                                               for p in parts):
+            raise ManifestError(f"{at}.parts must be a non-empty list of part names such as 'main', got {parts!r}")
+        profiles.append(Profile(name, str(body.get("title", name)), float(value), tuple(parts)))
+    if default is None:
+        if len(profiles) > 1:
+            raise ManifestError(f"{where}: several profiles ({[p.name for p in profiles]}): say which is the "
+                                f"default with default_profile")
+        default = profiles[0].name
+    chosen = [p for p in profiles if p.name == default]
+    if not chosen:
+        raise ManifestError(f"{where}: default_profile is {default!r}, not one of {[p.name for p in profiles]}")
+    if abs(chosen[0].points - points) > 1e-9:
+        raise ManifestError(f"{where}: 'points' is {points:g} but the default profile {default!r} carries "
+                            f"{chosen[0].points:g}; they must agree")
+    return tuple(profiles), default
 
 
 def _gradescope_settings(data: object, where: str) -> GradescopeSettings:

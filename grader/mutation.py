@@ -39,6 +39,7 @@ class Mutant:
         replace: what the student wrote instead.
         select: pytest ``-k`` expression of the tests expected to catch it.
         why: the bug in words.
+        profile: the manifest profile that grades the mutated code (None: the default profile).
     """
 
     name: str
@@ -47,6 +48,7 @@ class Mutant:
     replace: str
     select: str = ""
     why: str = ""
+    profile: str | None = None
 
 
 def apply(source_dir: Path, mutant: Mutant, destination: Path) -> Path:

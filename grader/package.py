@@ -136,13 +136,15 @@ def members(manifest: Manifest) -> list[tuple[Path | None, str, bytes | None]]:
     return out
 
 
-def build_package(manifest: Manifest, out_dir: Path | str) -> PackageReport:
-    """Write ``<out_dir>/<assignment>.zip``; returns what went in.
+def build_package(manifest: Manifest, out_dir: Path | str, profile: str | None = None) -> PackageReport:
+    """Write ``<out_dir>/<assignment>.zip``, grading ``profile`` (None: the manifest's default); returns what went in.
 
     Raises:
         FileNotFoundError: when the reference, template or suite of the assignment is missing.
         LockError: when a package the image needs is not in the lock.
+        ManifestError: for a profile the manifest does not define.
     """
+    chosen = manifest.profile(profile)
     for required in (manifest.reference_dir, manifest.template_dir, manifest.suite_dir):
         if not required.is_dir():
             raise FileNotFoundError(f"{manifest.name}: {required} is missing")
@@ -161,7 +163,8 @@ def build_package(manifest: Manifest, out_dir: Path | str) -> PackageReport:
             info.external_attr = ((0o755 if name in EXECUTABLE else 0o644) | 0o100000) << 16
             zf.writestr(info, payload)
             report.files[name] = len(payload)
-        meta = {"assignment": manifest.name, "title": manifest.title, "points": manifest.points,
+        meta = {"assignment": manifest.name, "title": manifest.title, "points": chosen.points,
+                "profile": chosen.name, "profile_title": chosen.title, "parts": list(chosen.parts),
                 "cvgrade_version": __version__, "commit": _git_commit(), "content_sha256": digest.hexdigest(),
                 "python": ".".join(map(str, image.IMAGE_PYTHON)), "torch_index_url": torch_index_url(manifest),
                 "gradescope": {"autograder_timeout": manifest.gradescope.autograder_timeout,

@@ -69,6 +69,8 @@ _OPTIONS: list[tuple[str, str, dict, str, Any]] = [
      "points the run should carry; a record holds the points of tests that could not run", None),
     ("--progress-file", "progress_file", {"metavar": "PATH"},
      "append one JSON line per finished test to PATH (for progress displays)", None),
+    ("--profile", "profile", {"metavar": "NAME"},
+     "grade this profile of the assignment (its manifest's [profiles]; default: its default_profile)", None),
 ]
 
 
@@ -279,6 +281,8 @@ class ResultsCollector:
             summary = self.assignments.setdefault(meta["assignment"], {"submission": meta.get("submission")})
             summary.setdefault("nodeids", 0)
             summary["nodeids"] += 1
+            if meta.get("profile"):
+                summary["profile"] = meta["profile"]
         if not counted:
             record["extra_data"]["declared_max_score"] = float(meta.get("max_score") or 0.0)
         self.records.append(record)
@@ -353,6 +357,8 @@ class ResultsCollector:
             counts[t["extra_data"].get("outcome", "?")] = counts.get(t["extra_data"].get("outcome", "?"), 0) + 1
         lines.append(", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
         for name, summary in sorted(self.assignments.items()):
+            if summary.get("profile"):
+                lines.append(f"{name} graded in profile {summary['profile']}")
             if summary.get("submission"):
                 lines.append(f"\n{name}:\n{summary['submission']}")
         lines.extend(self.notes)
@@ -366,7 +372,9 @@ class ResultsCollector:
             "visibility": self.default_visibility,
             "stdout_visibility": self.stdout_visibility,
             "extra_data": {"max_score": max_score, "counts": counts, "finished": self.finished,
-                           "pytest_exitstatus": self.exitstatus, "generator": "cvgrade", "sandbox": self.sandbox},
+                           "pytest_exitstatus": self.exitstatus, "generator": "cvgrade", "sandbox": self.sandbox,
+                           "profiles": {name: summary["profile"] for name, summary in sorted(self.assignments.items())
+                                        if summary.get("profile")}},
             "tests": tests,
             "leaderboard": list(self.leaderboard),
         }
@@ -423,6 +431,8 @@ _CASES = pytest.StashKey[tuple]()  # (index of this case, number of cases) of a 
 _PRINTED = pytest.StashKey[list]()
 _SCORE = pytest.StashKey[dict]()
 STATE = pytest.StashKey["SessionState"]()
+PROFILES = pytest.StashKey[dict]()  # assignment name -> the grader.manifest.Profile this run grades
+_PROFILE = pytest.StashKey[str]()  # "<name> (<points> points: <parts>)" of an item's profile
 COLLECTOR = pytest.StashKey[ResultsCollector]()
 
 
@@ -528,6 +538,8 @@ def _item_meta(item: pytest.Item) -> dict:
     }
     if manifest is not None:
         meta["assignment"] = manifest.name
+        if _PROFILE in item.stash:
+            meta["profile"] = item.stash[_PROFILE]
     return meta
 
 
@@ -574,6 +586,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "leaderboard(column, order='desc'): a leaderboard column set with set_leaderboard_value",
         "sandbox(call_timeout=None): limits for calls into student code during this test",
         "cuda: needs a CUDA device; skipped (and not counted) without one",
+        "part(name): the part of the assignment this test grades (default 'main'); a profile in the "
+        "manifest says which parts it grades",
     ):
         config.addinivalue_line("markers", line)
     _typed_option(config, "default_visibility", str, VISIBILITIES)
@@ -593,9 +607,51 @@ def pytest_configure(config: pytest.Config) -> None:
         collector.write(force=True)
 
 
+def _part(item: pytest.Item) -> str:
+    from grader.manifest import MAIN_PART
+
+    mark = item.get_closest_marker("part")
+    if mark is None:
+        return MAIN_PART
+    name = mark.args[0] if mark.args else mark.kwargs.get("name")
+    if not isinstance(name, str) or not name:
+        raise pytest.UsageError(f"{item.nodeid}: part(name) needs a part name, got {name!r}")
+    return name
+
+
+def _select_profile(config: pytest.Config, items: list) -> None:
+    """Deselect the tests of parts that the chosen profile of their assignment does not grade."""
+    from grader.manifest import ManifestError
+
+    wanted = _typed_option(config, "profile", str)
+    chosen: dict[str, Any] = config.stash.setdefault(PROFILES, {})
+    kept, dropped = [], []
+    for item in items:
+        manifest = _manifest_for_item(item)
+        if manifest is None:
+            kept.append(item)
+            continue
+        if manifest.name not in chosen:
+            try:
+                chosen[manifest.name] = manifest.profile(wanted)
+            except ManifestError as exc:
+                raise pytest.UsageError(f"cvgrade: --profile: {exc}") from None
+        part = _part(item)
+        if part not in manifest.parts:
+            raise pytest.UsageError(f"{item.nodeid}: part({part!r}) is graded by no profile of {manifest.name}; "
+                                    f"its parts are {sorted(manifest.parts)}")
+        profile = chosen[manifest.name]
+        item.stash[_PROFILE] = f"{profile.name} ({profile.points:g} points: {', '.join(profile.parts)})"
+        (kept if part in profile.parts else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
-    """Number the cases of each parametrized test before -k/-m deselect any, so points split evenly."""
+    """Number the cases of each parametrized test before a profile or -k/-m deselect any (so points split evenly
+    over all the cases a test declares), then keep the chosen profile's tests."""
     groups: dict[tuple, list] = {}
     for item in items:
         if getattr(item, "callspec", None) is None:
@@ -605,6 +661,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     for group in groups.values():
         for index, item in enumerate(group):
             item.stash[_CASES] = (index, len(group))
+    _select_profile(config, items)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

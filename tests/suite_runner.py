@@ -38,7 +38,8 @@ class SuiteRun:
 
 
 def grade_in_process(pytester: pytest.Pytester, manifest: Manifest, submission: Path | str,
-                     select: str = "", public_only: bool = False, sandbox: bool = False) -> SuiteRun:
+                     select: str = "", public_only: bool = False, sandbox: bool = False,
+                     profile: str | None = None) -> SuiteRun:
     results = pytester.path / "results.json"
     target = manifest.suite_dir / "public" if public_only else manifest.suite_dir
     args = [str(target), *([] if sandbox else ["--no-sandbox"]), f"--submission={submission}",
@@ -47,5 +48,7 @@ def grade_in_process(pytester: pytest.Pytester, manifest: Manifest, submission: 
             "-q", "-p", "no:randomly"]
     if select:
         args += ["-k", select]
+    if profile:
+        args.append(f"--profile={profile}")
     pytester.runpytest_inprocess(*args)
     return SuiteRun(json.loads(results.read_text()))

@@ -178,7 +178,7 @@ def test_parallel_workers_fall_back_to_one_when_they_would_share_a_user(tmp_path
     running, most = [0], [0]
     lock = threading.Lock()
 
-    def fake_grade_one(assignment, folder, out, timeout):
+    def fake_grade_one(assignment, folder, out, timeout, profile=None):
         with lock:
             running[0] += 1
             most[0] = max(most[0], running[0])
@@ -213,3 +213,27 @@ def test_a_grading_past_its_time_limit_still_writes_valid_results(tmp_path):
     assert api.validate_results(json.loads(out.read_text())) == []
     assert result.results["score"] < manifests.get(ASSIGNMENT).points
     assert result.results["output"].startswith("Grading was stopped after 12 s")
+
+
+def test_a_result_of_another_profile_is_not_reused(tmp_path, monkeypatch):
+    """Regrading in another profile (``--profile``) grades again, and says why."""
+    import grader.batch
+
+    calls = []
+
+    def fake_grade_one(assignment, folder, out, timeout, profile=None):
+        calls.append(profile)
+        data = {"score": 1.0, "tests": [{"name": "t", "score": 1.0, "max_score": 1.0, "status": "passed"}]}
+        Path(out).write_text(json.dumps(data))
+        return data
+
+    monkeypatch.setattr(grader.batch, "_grade_one", fake_grade_one)
+    export = make_export(tmp_path / "export", ["correct"])
+    first = run_batch(ASSIGNMENT, export, tmp_path / "grades.csv")
+    again = run_batch(ASSIGNMENT, export, tmp_path / "grades.csv")
+    other = run_batch(ASSIGNMENT, export, tmp_path / "grades.csv", profile="course")
+    assert (first.graded, again.graded, again.reused) == (1, 0, 1)
+    assert other.graded == 1 and other.reasons == {"profile changed": 1}
+    assert calls == ["extended", "course"]  # the reduced suite's default profile, then the one asked for
+    with pytest.raises(manifests.ManifestError, match="has no profile 'everything'"):
+        run_batch(ASSIGNMENT, export, tmp_path / "grades.csv", profile="everything")

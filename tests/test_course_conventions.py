@@ -31,7 +31,10 @@ def test_a_course_convention_keeps_full_marks(pytester: pytest.Pytester, tmp_pat
                                               convention) -> None:
     manifest = manifests.get(assignment)
     submission = apply(manifest.reference_dir, convention, tmp_path / "convention")
-    run = grade_in_process(pytester, manifest, submission, select=convention.select)
+    # In the real sandbox: it is where the manifest's conveniences for course code (cuda_on_cpu, offline_weights,
+    # definitions_only) take effect.
+    run = grade_in_process(pytester, manifest, submission, select=convention.select, sandbox=True,
+                           profile=convention.profile)
     assert run.results["tests"], f"{convention.name}: no test matched -k {convention.select!r}"
     lost = [(t["name"], t.get("output", "")[:300]) for t in run.results["tests"] if t["score"] < t["max_score"]]
     assert run.score == pytest.approx(run.max_score), f"{convention.name} ({convention.why}) lost points: {lost}"

@@ -36,10 +36,29 @@ def test_good_manifest_and_defaults(tmp_path):
     (GOOD + 'provided_files = ["a.py"]\n', "both as student and provided"),
     ('name = "toy"\npoints = 5\nstudent_files = ["../x.py"]\n', "relative paths inside the assignment"),
     ("name = \n", "not valid TOML"),
+    (GOOD + '[profiles.a]\npoints = 5\n[profiles.b]\npoints = 7\n', "say which is the default with default_profile"),
+    (GOOD + 'default_profile = "c"\n[profiles.a]\npoints = 5\n', "default_profile is 'c', not one of ['a']"),
+    (GOOD + 'default_profile = "a"\n', "no [profiles] table"),
+    (GOOD + '[profiles.a]\npoints = 6\n', "'points' is 5 but the default profile 'a' carries 6"),
+    (GOOD + '[profiles.a]\npoints = 5\nparts = []\n', "profiles.a.parts must be a non-empty list"),
+    (GOOD + '[profiles.a]\npoints = 5\ncolour = 1\n', "profiles.a: unknown keys ['colour']"),
+    (GOOD + '[profiles.A]\npoints = 5\n', "a profile name must be a snake_case identifier, got 'A'"),
 ])
 def test_bad_manifests_are_explained(tmp_path, text, message):
     with pytest.raises(ManifestError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(")):
         load_manifest(write(tmp_path, text))
+
+
+def test_profiles(tmp_path):
+    text = GOOD.replace("points = 5", "points = 5\ndefault_profile = \"course\"") + \
+        '[profiles.course]\npoints = 5\n[profiles.extended]\ntitle = "more"\npoints = 7.5\nparts = ["main", "extra"]\n'
+    manifest = load_manifest(write(tmp_path, text))
+    assert manifest.profile().name == "course" and manifest.profile().parts == ("main",)
+    assert manifest.profile("extended").points == 7.5 and manifest.parts == {"main", "extra"}
+    with pytest.raises(ManifestError, match=r"toy has no profile 'x'; its profiles are \['course', 'extended'\]"):
+        manifest.profile("x")
+    plain = load_manifest(write(tmp_path / "plain", GOOD))
+    assert [(p.name, p.points, p.parts) for p in plain.all_profiles] == [("default", 5.0, ("main",))]
 
 
 def test_sizes():

@@ -25,7 +25,7 @@ def _cases() -> list:
 def test_mutant_loses_points(pytester: pytest.Pytester, tmp_path: Path, assignment: str, mutant) -> None:
     manifest = manifests.get(assignment)
     submission = apply(manifest.reference_dir, mutant, tmp_path / "mutant")
-    run = grade_in_process(pytester, manifest, submission, select=mutant.select)
+    run = grade_in_process(pytester, manifest, submission, select=mutant.select, profile=mutant.profile)
     assert run.results["tests"], f"mutant {mutant.name}: no test matched -k {mutant.select!r}"
     assert run.score < run.max_score, (
         f"mutant {mutant.name} ({mutant.why}) kept every point of the tests selected by {mutant.select!r}")

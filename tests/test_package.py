@@ -190,3 +190,29 @@ def test_every_module_grading_imports_comes_from_a_locked_distribution():
                 unlocked.setdefault(name, []).append(str(path.relative_to(root)))
     assert not unlocked, f"imported, not in docker/{image.LOCK_NAME} (add to pyproject.toml, run make-lock.sh): " \
         f"{unlocked}"
+
+
+def test_a_zip_grades_the_profile_it_was_built_for(tmp_path):
+    """``cvgrade package --profile extended``: the zip's metadata names it and run_autograder passes it on."""
+    manifest = manifests.get("fcos_detection")
+    path = build_package(manifest, tmp_path / "dist", profile="extended").path
+    root = tmp_path / "autograder"
+    with zipfile.ZipFile(path) as zf:
+        zf.extractall(root / "source")
+        meta = json.loads(zf.read("cvgrade-assignment.json"))
+    assert (meta["profile"], meta["points"], meta["parts"]) == ("extended", 72.5, ["main", "extended"])
+    default = json.loads(zipfile.ZipFile(build_package(manifest, tmp_path / "d2").path).read("cvgrade-assignment.json"))
+    assert (default["profile"], default["points"]) == ("course", 60.0)
+    # An interpreter that runs the script's small `-c` helpers and records how the grader is called.
+    calls = tmp_path / "calls.txt"
+    shim = tmp_path / "python"
+    shim.write_text(f'#!/bin/sh\nif [ "$1" = "-c" ]; then exec {sys.executable} "$@"; fi\n'
+                    f'echo "$@" >> {calls}\n')
+    shim.chmod(0o755)
+    (root / "submission").mkdir()
+    env = {**os.environ, "CVGRADE_AUTOGRADER_ROOT": str(root), "CVGRADE_PYTHON": str(shim)}
+    subprocess.run(["bash", str(root / "source" / "run_autograder")], env=env, check=True, timeout=60)
+    assert calls.read_text().split() == ["-m", "grader.cli", "grade", "fcos_detection", str(root / "submission"),
+                                         "--out", str(root / "results" / "results.json"), "--profile", "extended"]
+    with pytest.raises(manifests.ManifestError, match="has no profile 'x'"):
+        build_package(manifest, tmp_path / "d3", profile="x")

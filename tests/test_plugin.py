@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from engine_support import by_name, make_project, run
+from engine_support import MANIFEST, by_name, make_project, run
 
 NO_SANDBOX = "--no-sandbox"
 
@@ -444,3 +444,77 @@ def test_sandbox_and_loopback_give_the_same_results(pytester, monkeypatch, sandb
     tests = by_name(data)
     assert tests["tensors travel"]["score"] == 1
     assert "first at index [1]: got 2, expected 3" in tests["wrong answer explained"]["output"]
+
+
+PROFILED_TESTS = {
+    "public/test_core.py": """
+        import pytest
+        @pytest.mark.weight(4)
+        def test_core():
+            '''core'''
+        """,
+    "public/test_extra.py": """
+        import pytest
+        pytestmark = pytest.mark.part("extra")
+        @pytest.mark.weight(2)
+        def test_extra():
+            '''extra'''
+        @pytest.mark.weight(2)
+        @pytest.mark.parametrize("x", [pytest.param(1, marks=pytest.mark.part("main")), 2])
+        def test_mixed(x):
+            '''mixed'''
+        """,
+}
+PROFILES_TOML = """
+[profiles.course]
+points = 5
+parts = ["main"]
+[profiles.extended]
+title = "with the extra part"
+points = 8
+parts = ["main", "extra"]
+"""
+
+
+def _with_profiles(root, text: str = PROFILES_TOML) -> None:
+    """The toy manifest with 5 points, default_profile 'course' and the profiles of ``text``."""
+    manifest = MANIFEST.format(points=5, call_timeout=30).replace("[grading]", 'default_profile = "course"\n\n[grading]')
+    (root / "grader" / "suites" / "toy" / "assignment.toml").write_text(manifest + text)
+
+
+def test_profiles_select_parts_and_are_reported(pytester, monkeypatch):
+    root = make_project(pytester, monkeypatch, PROFILED_TESTS)
+    _with_profiles(root)
+    data, result = run(pytester, NO_SANDBOX, "--expected-points=5")
+    assert sorted(by_name(data)) == ["core", "mixed [1]"]  # the default profile; a case's own part mark wins
+    assert data["score"] == 5 and data["extra_data"]["max_score"] == 5
+    assert data["extra_data"]["profiles"] == {"toy": "course (5 points: main)"}
+    assert "toy graded in profile course (5 points: main)" in data["output"]
+    result.stdout.fnmatch_lines(["*2 deselected*"])
+    data, _ = run(pytester, NO_SANDBOX, "--profile=extended", "--expected-points=8")
+    assert sorted(by_name(data)) == ["core", "extra", "mixed [1]", "mixed [2]"]
+    assert data["score"] == 8 and not any(t["extra_data"]["outcome"] == "missing_points" for t in data["tests"])
+    (root / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\nprofile = extended\n")
+    data, _ = run(pytester, NO_SANDBOX)
+    assert data["extra_data"]["profiles"] == {"toy": "extended (8 points: main, extra)"}
+
+
+def test_unknown_profile_and_undeclared_part_are_usage_errors(pytester, monkeypatch):
+    root = make_project(pytester, monkeypatch, PROFILED_TESTS)
+    _with_profiles(root)
+    result = pytester.runpytest_inprocess("grader/suites/toy", NO_SANDBOX, "--profile=everything")
+    assert result.ret != 0
+    assert "toy has no profile 'everything'; its profiles are ['course', 'extended']" in result.stderr.str()
+    _with_profiles(root, text=PROFILES_TOML.replace('parts = ["main", "extra"]', 'parts = ["main", "bonus"]'))
+    from grader import manifest as manifests
+
+    manifests._manifest_in_dir.cache_clear()  # manifests are read once per process
+    result = pytester.runpytest_inprocess("grader/suites/toy", NO_SANDBOX)
+    assert result.ret != 0
+    assert "part('extra') is graded by no profile of toy; its parts are ['bonus', 'main']" in result.stderr.str()
+
+
+def test_a_suite_without_profiles_grades_every_main_test(pytester, monkeypatch):
+    make_project(pytester, monkeypatch, {"public/test_core.py": PROFILED_TESTS["public/test_core.py"]})
+    data, _ = run(pytester, NO_SANDBOX)
+    assert list(by_name(data)) == ["core"] and data["extra_data"]["profiles"] == {"toy": "default (10 points: main)"}
