@@ -42,8 +42,8 @@ SUITE_FILES = ("conftest.py", "public/test_nms_public.py", "hidden/test_nms_hidd
 STUDENT_FILE = "detection_utils.py"
 CALL_TIMEOUT = 5
 # Mutants caught by the kept tests (their ``select`` names nms or box_iou and no speed check).
-BUGGY = ("iou_no_clamp", "iou_union_wrong", "nms_ge_threshold", "nms_unstable_sort", "nms_ascending",
-         "class_nms_ignores_class")
+BUGGY = ("iou_no_clamp", "iou_union_wrong", "nms_ge_threshold", "nms_unstable_sort", "nms_ascending")
+PROFILE = "extended"  # the kept tests are the extended profile's (box IoU and NMS)
 HANG_FIND = "    return _greedy_nms(boxes, scores, iou_threshold)\n"
 
 
@@ -64,14 +64,20 @@ def reduced_root(root: Path) -> Path:
 
 
 def write_manifest(root: Path, points: float) -> None:
+    """The suite's manifest with ``points`` for the kept tests, graded in their profile by default."""
     text = (REPO / "grader" / "suites" / ASSIGNMENT / "assignment.toml").read_text()
     lines = []
+    table_name = ""
     for line in text.splitlines():
-        if line.startswith("points ="):
+        if line.startswith("["):
+            table_name = line.strip("[] ")
+        if line.startswith("points =") and table_name in ("", f"profiles.{PROFILE}"):
             line = f"points = {points:g}"
+        elif line.startswith("default_profile ="):
+            line = f'default_profile = "{PROFILE}"'
         elif line.startswith("call_timeout ="):
             line = f"call_timeout = {CALL_TIMEOUT}"
-        elif line.startswith("title ="):
+        elif line.startswith("title =") and not table_name:
             line = 'title = "FCOS detection: nms and box_iou tests only (bench.batch)"'
         lines.append(line)
     (root / "grader" / "suites" / ASSIGNMENT / "assignment.toml").write_text("\n".join(lines) + "\n")

@@ -35,7 +35,6 @@ MUTANTS_DIR = Path(__file__).parent / "mutants"
 # (assignment, check in hidden/test_*_speed.py's CHECKS) -> the mutant that loops over elements.
 LOOPED = {
     ("fcos_detection", "nms"): "nms_pairwise_python_loop",
-    ("fcos_detection", "match"): "match_per_location_loop",
     ("fcos_detection", "deltas"): "deltas_per_row_loop",
     ("fcos_detection", "centerness"): "centerness_per_row_loop",
     ("fcos_detection", "map"): "map_per_detection_loop",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torchvision
 from torch import Tensor
 
 # Short hand type notation:
@@ -76,6 +77,9 @@ def fcos_match_locations_to_gt(
 ) -> TensorDict:
     """Assign one ground-truth box (or background) to every FPN location of one image.
 
+    Provided by the course (16-824 S24 hands it out complete): students do not
+    write it, and the course profile grades it nowhere.
+
     FCOS's rules, applied to every (location, box) pair at once:
 
     1. The location lies strictly inside the box: its distances to the four
@@ -107,7 +111,6 @@ def fcos_match_locations_to_gt(
         column for background. Same dtype and device as ``gt_boxes``.
     """
     matched_gt_boxes = {}
-    # BEGIN SOLUTION
     columns = gt_boxes.shape[1] if gt_boxes.dim() == 2 else 5
     areas = (gt_boxes[:, 2] - gt_boxes[:, 0]) * (gt_boxes[:, 3] - gt_boxes[:, 1])
     for level_name, centers in locations_per_fpn_level.items():
@@ -128,7 +131,6 @@ def fcos_match_locations_to_gt(
         matched = gt_boxes[best]
         matched[torch.isinf(best_cost)] = -1
         matched_gt_boxes[level_name] = matched
-    # END SOLUTION
     return matched_gt_boxes
 
 
@@ -265,8 +267,7 @@ def _pairwise_iou(rows: Tensor, cols: Tensor) -> Tensor:
     return inter.div_(torch.add(rows[4], cols[4]).sub_(inter)).nan_to_num_(nan=-math.inf)
 
 
-def _greedy_nms(boxes: Tensor, scores: Tensor, iou_threshold: float, class_ids: Tensor | None = None,
-                block: int = 128) -> Tensor:
+def _greedy_nms(boxes: Tensor, scores: Tensor, iou_threshold: float, block: int = 128) -> Tensor:
     """Exact greedy NMS, vectorized over blocks of candidates (see ``nms``).
 
     Rounds over the boxes still alive, in score order: the first ``block`` of them are
@@ -283,7 +284,6 @@ def _greedy_nms(boxes: Tensor, scores: Tensor, iou_threshold: float, class_ids: 
     area = (ordered[:, 2] - ordered[:, 0]) * (ordered[:, 3] - ordered[:, 1])
     alive = torch.cat([ordered, area[:, None]], dim=1).t().contiguous()  # [5, n]: x1, y1, x2, y2, area
     alive_index = order
-    alive_classes = class_ids.index_select(0, order) if class_ids is not None else None
     # -inf on and below the diagonal: only an earlier box suppresses a later one.
     later_only = torch.full((block, block), -math.inf, dtype=alive.dtype, device=alive.device).tril_()
     kept = []
@@ -293,9 +293,6 @@ def _greedy_nms(boxes: Tensor, scores: Tensor, iou_threshold: float, class_ids: 
         # keep[j] = not any(keep[i] and overlap[i, j] for i < j); it is reached
         # in at most (longest chain of suppressions) steps.
         iou = _pairwise_iou(head, head)
-        if alive_classes is not None:
-            head_classes = alive_classes[:block]
-            iou.masked_fill_(head_classes[:, None] != head_classes, -math.inf)
         count = head_index.numel()
         iou.add_(later_only[:count, :count])
         suppressed = _above(iou.amax(dim=0), threshold)
@@ -309,22 +306,16 @@ def _greedy_nms(boxes: Tensor, scores: Tensor, iou_threshold: float, class_ids: 
                 keep = new_keep
             keep = torch.nonzero(keep).flatten()
             head, head_index = head.index_select(1, keep), head_index.index_select(0, keep)
-            if alive_classes is not None:
-                head_classes = head_classes.index_select(0, keep)
         kept.append(head_index)
         if alive_index.numel() <= block:
             return torch.cat(kept)
         # Every later box against the boxes kept in this round.
         rest = alive[:, block:]
         iou = _pairwise_iou(head, rest)
-        if alive_classes is not None:
-            iou.masked_fill_(head_classes[:, None] != alive_classes[block:], -math.inf)
         survivors = torch.nonzero(~_above(iou.amax(dim=0), threshold)).flatten()
         if survivors.numel() == 0:
             return torch.cat(kept)
         alive, alive_index = rest.index_select(1, survivors), alive_index[block:].index_select(0, survivors)
-        if alive_classes is not None:
-            alive_classes = alive_classes[block:].index_select(0, survivors)
 # END SOLUTION
 
 
@@ -359,10 +350,9 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float = 0.5) -> Tensor:
 def class_spec_nms(boxes: Tensor, scores: Tensor, class_ids: Tensor, iou_threshold: float = 0.5) -> Tensor:
     """Non-maximum suppression within each class only.
 
-    Boxes of different classes never suppress each other; no Python loop over
-    classes. (A common trick shifts each class's boxes by an offset larger than
-    every coordinate and runs one ``nms``; the grader accepts it, up to
-    floating-point rounding at the threshold.)
+    Provided by the course, as 16-824 S24 hands it out: each class's boxes are
+    shifted by an offset larger than every coordinate, so that boxes of
+    different classes never overlap, and ``torchvision.ops.nms`` runs once.
 
     Args:
         boxes (Tensor[N, 4]): boxes ``(x1, y1, x2, y2)``, float.
@@ -373,9 +363,10 @@ def class_spec_nms(boxes: Tensor, scores: Tensor, class_ids: Tensor, iou_thresho
     Returns:
         Tensor[K] (int64): indices of the kept boxes, highest score first.
     """
-    # BEGIN SOLUTION
-    return _greedy_nms(boxes, scores, iou_threshold, class_ids)
-    # END SOLUTION
+    if boxes.numel() == 0:
+        return torch.empty((0,), dtype=torch.int64, device=boxes.device)
+    offsets = class_ids.to(boxes) * (boxes.max() + 1)
+    return torchvision.ops.nms(boxes + offsets[:, None], scores, iou_threshold)
 
 
 # BEGIN SOLUTION NO PROMPT

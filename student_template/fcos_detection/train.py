@@ -242,8 +242,11 @@ def main(args: argparse.Namespace) -> dict:
         max_iters=args.max_iters if args.max_iters is not None else defaults.max_iters,
         log_period=args.log_period if args.log_period is not None else defaults.log_period,
         device=args.device, fpn_channels=args.fpn_channels, stem_channels=list(args.stem_channels))
+    # The course's FCOS takes (num_classes, fpn_channels, stem_channels) only: the trunk's weights are passed
+    # when asked for, so that a student's starter-API FCOS runs with this script.
+    extra = {"backbone_weights": args.backbone_weights} if args.backbone_weights else {}
     detector = FCOS(num_classes=NUM_CLASSES, fpn_channels=hyperparams.fpn_channels,
-                    stem_channels=hyperparams.stem_channels, backbone_weights=args.backbone_weights)
+                    stem_channels=hyperparams.stem_channels, **extra)
     if args.load_checkpoint:
         detector.load_state_dict(torch.load(args.load_checkpoint, map_location="cpu", weights_only=True))
 

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from grader.compare import GradingFailure
-from grader.sandbox.client import handle_of
+from grader.sandbox.client import RemoteObject, StudentCodeError, StudentImportError, handle_of
 from grader.student import module_info
 
 FPN_STRIDES = {"p3": 8, "p4": 16, "p5": 32}
@@ -61,7 +61,7 @@ def _hold_proxy_releases(request: pytest.FixtureRequest) -> Any:
     finally:
         del connection._release
         shared = {handle_of(proxy).id for (generation, _), proxy in _shared(connection).items()
-                  if generation == connection.generation}
+                  if generation == connection.generation and isinstance(proxy, RemoteObject)}
         for hid, generation in held:
             if hid not in shared:
                 connection._release(hid, generation)
@@ -155,6 +155,102 @@ class FCOSKit:
     def fpn(self, channels: int, seed: int = 0) -> Twin:
         """A stand-in for the whole backbone with FPN: features ``p3, p4, p5``, and ``fpn_strides``."""
         return _twin_extractor(self.student, (channels,) * 3, ("p3", "p4", "p5"), seed, FPN_STRIDES)
+
+    def fcos(self, num_classes: int, fpn_channels: int, stem_channels: list[int]) -> Any:
+        """The student's ``FCOS(num_classes, fpn_channels, stem_channels)``, built once per worker.
+
+        Raises:
+            StudentCodeError: what the student's constructor raised (every time it is asked for).
+        """
+        def build() -> Any:
+            try:
+                return self.student.one_stage_detector.FCOS(num_classes=num_classes, fpn_channels=fpn_channels,
+                                                             stem_channels=stem_channels)
+            except StudentImportError:
+                raise
+            except StudentCodeError as exc:
+                return exc
+        built = self.shared(f"fcos({num_classes}, {fpn_channels}, {stem_channels})", build)
+        if isinstance(built, StudentCodeError):
+            raise built
+        return built
+
+    def inference_fcos(self, num_classes: int, fpn_channels: int, stem_channels: list[int]) -> Any:
+        """An FCOS whose ``inference`` the tests call: the student's own, or, when its constructor fails, a bare one.
+
+        ``FCOS.inference`` needs nothing of what ``__init__`` builds but
+        ``backbone.fpn_strides`` (and ``num_classes``): a constructor that
+        fails (a bug in the head, say) must not cost the inference tests their
+        points as well. The bare model is the student's class made without
+        its ``__init__`` (``object.__new__``, then ``nn.Module.__init__``), with
+        a stand-in backbone that has ``fpn_strides``, and no head.
+        """
+        try:
+            return self.fcos(num_classes, fpn_channels, stem_channels)
+        except StudentImportError:
+            raise
+        except StudentCodeError:
+            return self.shared(f"bare-fcos({num_classes}, {fpn_channels})",
+                               lambda: self.bare_fcos(num_classes, fpn_channels))
+
+    def fcos_for_losses(self, num_classes: int, fpn_channels: int, stem_channels: list[int], seed: int = 0) -> Any:
+        """A fresh FCOS whose training ``forward`` (the losses) a test grades, with a stand-in FPN.
+
+        The student's ``FCOS(...)`` with its backbone replaced by ``fpn(fpn_channels, seed)``
+        (the losses must not depend on the student's FPN, which other tests grade).
+        When the constructor fails (a bug in the head's ``__init__``, say), the
+        student's FCOS class without its ``__init__`` gets the stand-in FPN and
+        ``bare_head``: the student's head class with layers built as the starter
+        names them, so that ``FCOS.forward`` and ``FCOSPredictionNetwork.forward``
+        are still graded.
+        """
+        try:
+            model = self.student.one_stage_detector.FCOS(num_classes=num_classes, fpn_channels=fpn_channels,
+                                                         stem_channels=stem_channels)
+        except StudentImportError:
+            raise
+        except StudentCodeError:
+            model = self.bare_fcos(num_classes, fpn_channels, seed)
+            model.pred_net = self.bare_head(num_classes, fpn_channels, stem_channels)
+            return model
+        model.backbone = self.fpn(fpn_channels, seed=seed).remote
+        return model
+
+    def bare_head(self, num_classes: int, in_channels: int, stem_channels: list[int]) -> Any:
+        """The student's ``FCOSPredictionNetwork`` class without its ``__init__``, with the starter's layers.
+
+        ``stem_cls`` and ``stem_box``: ``nn.Sequential`` of 3x3 convs (padding 1)
+        and ReLUs with ``stem_channels`` outputs; ``pred_cls``, ``pred_box`` and
+        ``pred_ctr``: 3x3 convs to ``num_classes``, 4 and 1 channels (the names the
+        starter says to keep). Only its ``forward`` is the student's.
+        """
+        builtins = self.student.import_library("builtins")
+        torch_nn = self.student.import_library("torch.nn")
+        head = builtins.getattr(builtins.object, "__new__")(self.student.one_stage_detector.FCOSPredictionNetwork)
+        builtins.getattr(torch_nn.Module, "__init__")(head)
+        previous = in_channels
+        for stem in ("stem_cls", "stem_box"):
+            layers, previous = [], in_channels
+            for channels in stem_channels:
+                layers += [torch_nn.Conv2d(previous, channels, kernel_size=3, padding=1), torch_nn.ReLU()]
+                previous = channels
+            builtins.setattr(head, stem, torch_nn.Sequential(*layers))
+        for name, out in (("pred_cls", num_classes), ("pred_box", 4), ("pred_ctr", 1)):
+            builtins.setattr(head, name, torch_nn.Conv2d(previous, out, kernel_size=3, padding=1))
+        return head
+
+    def bare_fcos(self, num_classes: int, fpn_channels: int, seed: int = 0) -> Any:
+        """The student's FCOS class, instantiated without its ``__init__``, with a stand-in backbone and no head."""
+        builtins = self.student.import_library("builtins")
+        torch_nn = self.student.import_library("torch.nn")
+        cls = self.student.one_stage_detector.FCOS
+        model = builtins.getattr(builtins.object, "__new__")(cls)
+        builtins.getattr(torch_nn.Module, "__init__")(model)
+        model.num_classes = num_classes
+        model.backbone = self.fpn(fpn_channels, seed=seed).remote
+        model.pred_net = None
+        builtins.setattr(model, "_normalizer", 150)
+        return model
 
     @staticmethod
     def parameter_groups(info: dict, groups: tuple[str, ...]) -> dict[str, list[tuple[str, tuple]]]:

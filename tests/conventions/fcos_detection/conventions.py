@@ -4,6 +4,22 @@
 from grader.mutation import Mutant
 
 OSD = "one_stage_detector.py"
+DU = "detection_utils.py"
+REFERENCE_IMPORTS = """from detection_utils import (
+    TensorDict,
+    class_spec_nms,
+    fcos_apply_deltas_to_locations,
+    fcos_get_deltas_from_locations,
+    fcos_make_centerness_targets,
+    fcos_match_locations_to_gt,
+    get_fpn_location_coords,
+)
+"""
+REFERENCE_MATCH_TIE_BREAK = """        cost = torch.where(candidate, areas.to(dist.dtype), torch.full_like(reach, math.inf))
+        best_cost, best = cost.min(dim=1)
+        matched = gt_boxes[best]
+        matched[torch.isinf(best_cost)] = -1
+"""
 REFERENCE_FPN = """        merged = self.fpn_params["lateral_c5"](backbone_feats["c5"])
         fpn_feats["p5"] = self.fpn_params["output_p5"](merged)
         for name, level in (("c4", "p4"), ("c3", "p3")):
@@ -23,4 +39,30 @@ CONVENTIONS = [
         p3 = self.fpn_params["output_p3"](c3 + F.interpolate(p4, scale_factor=2, mode="nearest"))
         fpn_feats = {"p3": p3, "p4": p4, "p5": p5}
 """, select="fpn_values or backbone_fpn", why="the other reading of the starter's FPN hint"),
+    Mutant("fpn_bilinear_upsampling", OSD, find='mode="nearest")', replace='mode="bilinear", align_corners=False)',
+           select="fpn_values or backbone_fpn", why="the hint names F.interpolate, not its mode"),
+    # The starter's own import line: everything of detection_utils, by *.
+    Mutant("starter_star_import", OSD, find=REFERENCE_IMPORTS, replace="from detection_utils import *\n",
+           select="", why="the starter's `from detection_utils import *`"),
+    # 16-824 ran on GPUs: solutions move tensors with .cuda() (run on the CPU here, manifest cuda_on_cpu).
+    Mutant("hard_coded_cuda_calls", OSD,
+           find="matched = fcos_match_locations_to_gt(locations_per_fpn_level, strides, boxes)",
+           replace="matched = fcos_match_locations_to_gt(locations_per_fpn_level, strides, boxes.cuda())",
+           select="losses or end_to_end", why="a .cuda() call written for the course's GPUs"),
+    # The provided matching as the course writes it: a float32 quality 1e8 - area, the largest quality wins.
+    Mutant("course_style_matching", DU, find=REFERENCE_MATCH_TIE_BREAK, replace="""        quality = candidate.to(torch.float32) * (1e8 - areas.to(torch.float32))
+        best_quality, best = quality.max(dim=1)
+        matched = gt_boxes[best]
+        matched[best_quality < 1e-5] = -1
+""", select="losses or end_to_end", why="the course's own (provided) matching code style"),
+    Mutant("score_threshold_inclusive", OSD, find="keep = level_pred_scores > test_score_thresh",
+           replace="keep = level_pred_scores >= test_score_thresh", select="inference or eval_forward",
+           why="'higher than the threshold' read as >= (no graded score sits on the threshold)"),
+    Mutant("inference_hard_coded_strides", OSD, find="stride = self.backbone.fpn_strides[level_name]",
+           replace='stride = {"p3": 8, "p4": 16, "p5": 32}[level_name]', select="inference or eval_forward",
+           why="the strides written out instead of read from the backbone"),
+    # Background losses zeroed the way many solutions do it: in place, where the GT deltas are -1.
+    Mutant("losses_zeroed_in_place", OSD, find="""        loss_box = loss_box * foreground[:, :, None]
+""", replace="""        loss_box[matched_gt_deltas < 0] *= 0.0
+""", select="losses or end_to_end", why="background box losses zeroed in place via the -1 deltas"),
 ]

@@ -1,4 +1,8 @@
-"""Typical student bugs in fcos_detection; each must lose points (tests/test_mutants.py)."""
+"""Typical student bugs in fcos_detection; each must lose points (tests/test_mutants.py).
+
+The GT matching and ``class_spec_nms`` are the course's provided code: no mutant of theirs (no test
+grades them). Bugs in ``box_iou``, ``nms`` and ``compute_map`` are graded in the ``extended`` profile.
+"""
 
 from grader.mutation import Mutant
 
@@ -64,35 +68,6 @@ MUTANTS = [
            replace="location_coords[level_name] = torch.stack([grid_x.t().reshape(-1), grid_y.t().reshape(-1)], dim=1)",
            select="losses_match", why="the course test's location order (y fastest) with a head that flattens "
                                       "rows first: targets and predictions of different locations get paired"),
-    # --- matching --------------------------------------------------------------------------------
-    Mutant("match_inside_not_strict", DU,
-           find="candidate = (dist.amin(dim=2) > 0)",
-           replace="candidate = (dist.amin(dim=2) >= 0)",
-           select="test_match_", why="a location on a box edge counts as inside"),
-    Mutant("match_range_inclusive", DU,
-           find="& (reach > lower) & (reach < upper)",
-           replace="& (reach >= lower) & (reach <= upper)",
-           select="test_match_", why="max distance exactly 64 / 128 matches at two levels"),
-    Mutant("match_largest_box", DU,
-           find="cost = torch.where(candidate, areas.to(dist.dtype), torch.full_like(reach, math.inf))",
-           replace="cost = torch.where(candidate, -areas.to(dist.dtype), torch.full_like(reach, math.inf))",
-           select="test_match_", why="the largest box wins instead of the smallest"),
-    Mutant("match_no_lower_bound", DU,
-           find='lower = 0.0 if level_name == "p3" else 4.0 * stride',
-           replace="lower = 0.0",
-           select="test_match_", why="no lower bound: big boxes also match at p4/p5's finer neighbours"),
-    Mutant("match_p5_upper_bound", DU,
-           find='upper = math.inf if level_name == "p5" else 8.0 * stride',
-           replace="upper = 8.0 * stride",
-           select="test_match_", why="p5 gets an upper bound of 256: large boxes match nowhere"),
-    Mutant("match_empty_gt_crash", DU,
-           find="if gt_boxes.shape[0] == 0:",
-           replace="if False:",
-           select="test_match_", why="max over an empty set of boxes raises"),
-    Mutant("match_background_zero", DU,
-           find="matched[torch.isinf(best_cost)] = -1",
-           replace="matched[torch.isinf(best_cost)] = 0",
-           select="test_match_", why="background rows are 0 instead of -1"),
     # --- deltas and centerness ----------------------------------------------------------------
     Mutant("deltas_not_normalised", DU,
            find="gt_boxes[:, 2:4] - locations], dim=1) / stride",
@@ -128,52 +103,48 @@ MUTANTS = [
     Mutant("iou_no_clamp", DU,
            find="inter = width.clamp(min=0) * height.clamp(min=0)",
            replace="inter = width * height",
-           select="box_iou", why="IoU without clamping negative overlaps (disjoint boxes get IoU > 0)"),
+           select="box_iou", why="IoU without clamping negative overlaps (disjoint boxes get IoU > 0)", profile="extended"),
     Mutant("iou_union_wrong", DU,
            find="return inter / ((area1[:, None] + area2) - inter)",
            replace="return inter / (area1[:, None] + area2)",
-           select="box_iou", why="forgot to subtract the intersection from the union"),
+           select="box_iou", why="forgot to subtract the intersection from the union", profile="extended"),
     Mutant("nms_ge_threshold", DU,
            find="return iou >= value if inclusive else iou > value",
            replace="return iou >= value",
-           select="nms", why=">= instead of > at the IoU threshold"),
+           select="nms", why=">= instead of > at the IoU threshold", profile="extended"),
     Mutant("nms_unstable_sort", DU,
            find="order = torch.sort(scores, descending=True, stable=True).indices",
            replace="order = torch.sort(scores, stable=True).indices.flip(0)",
-           select="nms", why="sorts ascending and flips: equal scores visited in reverse index order"),
+           select="nms", why="sorts ascending and flips: equal scores visited in reverse index order", profile="extended"),
     Mutant("nms_ascending", DU,
            find="order = torch.sort(scores, descending=True, stable=True).indices",
            replace="order = torch.sort(scores, descending=False, stable=True).indices",
-           select="nms", why="visits the lowest score first"),
-    Mutant("class_nms_ignores_class", DU,
-           find="    return _greedy_nms(boxes, scores, iou_threshold, class_ids)\n",
-           replace="    return _greedy_nms(boxes, scores, iou_threshold)\n",
-           select="class_spec_nms", why="boxes of different classes suppress each other"),
+           select="nms", why="visits the lowest score first", profile="extended"),
     # --- mAP ------------------------------------------------------------------------------------------
     Mutant("map_difficult_not_ignored", DU,
            find="ignored = hit & torch.cat([gt_difficult, gt_difficult.new_zeros(1)])[best_gt]",
            replace="ignored = hit & torch.zeros_like(hit)",
-           select="map", why="hits on difficult boxes count as true positives"),
+           select="map", why="hits on difficult boxes count as true positives", profile="extended"),
     Mutant("map_duplicates_are_tp", DU,
            find="tp = claims & (first_claim[best_gt] == det_rank)",
            replace="tp = claims",
-           select="map", why="a second detection of the same box counts as another TP"),
+           select="map", why="a second detection of the same box counts as another TP", profile="extended"),
     Mutant("map_npos_counts_difficult", DU,
            find="npos = torch.bincount(gt_class[~gt_difficult], minlength=num_classes)[:num_classes]",
            replace="npos = torch.bincount(gt_class, minlength=num_classes)[:num_classes]",
-           select="map", why="difficult boxes counted in the recall's denominator"),
+           select="map", why="difficult boxes counted in the recall's denominator", profile="extended"),
     Mutant("map_no_envelope", DU,
            find="envelope = torch.cummax((precision + lift).flip(0), dim=0).values.flip(0) - lift",
            replace="envelope = precision",
-           select="map", why="raw precision instead of the interpolated (monotone) envelope"),
+           select="map", why="raw precision instead of the interpolated (monotone) envelope", profile="extended"),
     Mutant("map_07_strict_recall", DU,
            find="reached = cum_tp[:, None] * 10 >= steps * npos_det[:, None]",
            replace="reached = cum_tp[:, None] * 10 > steps * npos_det[:, None]",
-           select="map", why="11-point AP takes recall > t instead of recall >= t"),
+           select="map", why="11-point AP takes recall > t instead of recall >= t", profile="extended"),
     Mutant("map_mean_counts_missing_classes", DU,
            find="mean_ap = float(ap[valid].mean()) if bool(valid.any()) else math.nan",
            replace="mean_ap = float(torch.nan_to_num(ap).mean())",
-           select="map", why="classes without ground truth count as AP 0 in the mean"),
+           select="map", why="classes without ground truth count as AP 0 in the mean", profile="extended"),
     # --- FPN and head ---------------------------------------------------------------------------------
     Mutant("fpn_no_top_down", OSD,
            find='merged = lateral + F.interpolate(merged, size=lateral.shape[-2:], mode="nearest")',
@@ -250,35 +221,7 @@ MUTANTS = [
             keep.append(i)
     return torch.tensor(keep, dtype=torch.long, device=boxes.device)
 """,
-           select="speed and nms", why="IoU of one pair of boxes at a time in a double Python loop"),
-    Mutant("match_per_location_loop", DU,
-           find="""        x, y = centers[:, 0, None], centers[:, 1, None]
-        # (N, M, 4): distances of every location to the four edges of every box.
-        dist = torch.stack([x - gt_boxes[:, 0], y - gt_boxes[:, 1], gt_boxes[:, 2] - x, gt_boxes[:, 3] - y], dim=2)
-        reach = dist.amax(dim=2)
-        lower = 0.0 if level_name == "p3" else 4.0 * stride
-        upper = math.inf if level_name == "p5" else 8.0 * stride
-        candidate = (dist.amin(dim=2) > 0) & (reach > lower) & (reach < upper)
-        # Smallest area wins; min() returns the first index among equal areas.
-        cost = torch.where(candidate, areas.to(dist.dtype), torch.full_like(reach, math.inf))
-        best_cost, best = cost.min(dim=1)
-        matched = gt_boxes[best]
-        matched[torch.isinf(best_cost)] = -1
-""",
-           replace="""        lower = 0.0 if level_name == "p3" else 4.0 * stride
-        upper = math.inf if level_name == "p5" else 8.0 * stride
-        matched = gt_boxes.new_full((centers.shape[0], columns), -1)
-        for k in range(centers.shape[0]):
-            x, y = centers[k, 0], centers[k, 1]
-            dist = torch.stack([x - gt_boxes[:, 0], y - gt_boxes[:, 1], gt_boxes[:, 2] - x, gt_boxes[:, 3] - y],
-                               dim=1)
-            reach = dist.amax(dim=1)
-            ok = (dist.amin(dim=1) > 0) & (reach > lower) & (reach < upper)
-            if ok.any():
-                cost = torch.where(ok, areas.to(dist.dtype), torch.full_like(reach, math.inf))
-                matched[k] = gt_boxes[int(cost.argmin())]
-""",
-           select="speed and match", why="one Python iteration per FPN location"),
+           select="speed and nms", why="IoU of one pair of boxes at a time in a double Python loop", profile="extended"),
     Mutant("deltas_per_row_loop", DU,
            find="""    deltas = torch.cat([locations - gt_boxes[:, :2], gt_boxes[:, 2:4] - locations], dim=1) / stride
     background = (gt_boxes[:, :4] == -1).all(dim=1)
@@ -334,5 +277,5 @@ MUTANTS = [
             claimed[g] = True
             tp[d] = True
 """,
-           select="speed and map", why="one Python iteration per detection (the devkit's loop)"),
+           select="speed and map", why="one Python iteration per detection (the devkit's loop)", profile="extended"),
 ]

@@ -29,8 +29,7 @@ def _models(student, reference, fcos_kit, seed: int):
     """(student FCOS, reference FCOS, name map) sharing the stand-in backbone and the head weights."""
     fpn = fcos_kit.fpn(CHANNELS, seed=seed)
     weights = fcos_kit.head_weights(NUM_CLASSES, CHANNELS, STEM, seed=seed + 1)
-    model = student.one_stage_detector.FCOS(num_classes=NUM_CLASSES, fpn_channels=CHANNELS, stem_channels=STEM)
-    model.backbone = fpn.remote
+    model = fcos_kit.fcos_for_losses(NUM_CLASSES, CHANNELS, STEM, seed=seed)  # the same stand-in FPN as ``fpn``
     names = fcos_kit.load_head(model.pred_net, weights, "FCOS(6, 16, [16, 16]).pred_net")
     osd = reference.one_stage_detector
     ref = osd.FCOS.__new__(osd.FCOS)
@@ -50,7 +49,7 @@ def _scalars(losses) -> dict:
             for k, v in losses.items()}
 
 
-@pytest.mark.weight(4)
+@pytest.mark.weight(6)
 @pytest.mark.number("6.2")
 def test_losses_match_reference(student, reference, fcos_kit):
     """FCOS losses on location-varying predictions equal the reference's, over two EMA steps"""
@@ -71,7 +70,7 @@ def test_losses_match_reference(student, reference, fcos_kit):
                      what=f"_normalizer after call {step + 1}")
 
 
-@pytest.mark.weight(2)
+@pytest.mark.weight(3)
 @pytest.mark.number("6.3")
 def test_loss_gradients_match_reference(student, reference, fcos_kit):
     """one SGD step (lr 1) on the head changes its weights as the reference's gradients do"""
@@ -122,8 +121,7 @@ def test_inference_matches_reference(student, reference, fcos_kit, seed):
     thresholds = {51: (0.3, 0.5), 52: (0.45, 0.3), 53: (0.2, 0.7)}[seed]
     images = torch.zeros(1, 3, height, width)
     # The same FCOS as the public inference tests (num_classes 6, 16 channels), built once per worker.
-    model = fcos_kit.shared("fcos-inference", lambda: student.one_stage_detector.FCOS(
-        num_classes=NUM_CLASSES, fpn_channels=CHANNELS, stem_channels=STEM))
+    model = fcos_kit.inference_fcos(NUM_CLASSES, CHANNELS, STEM)
     model.eval()
     got = model.inference(images, locations, cls, deltas, ctr, test_score_thresh=thresholds[0],
                           test_nms_thresh=thresholds[1])

@@ -1,4 +1,4 @@
-"""Hidden speed checks: nms, target matching, deltas / centerness and mAP against the reference.
+"""Hidden speed checks: deltas / centerness, and (extended profile) nms and mAP, against the reference.
 
 Each check times the student's function and the reference's in identical
 sandboxed workers on fresh inputs per call (``grader.perf``), checks every
@@ -22,6 +22,7 @@ STRIDES = {"p3": 8, "p4": 16, "p5": 32}
 # tests/test_speed_checks.py), so full credit reaches 20x; a loop over pairs of boxes is about 400x.
 NMS_POLICY = SpeedPolicy(full_at=20.0, none_at=150.0)
 DEFAULT_POLICY = SpeedPolicy(full_at=4.0, none_at=40.0)
+EXTENDED = {"nms", "map"}  # checks of the extended profile's functions
 
 
 def clustered_boxes(seed: int, count: int = 300, objects: int = 15, size: float = 800.0):
@@ -36,21 +37,6 @@ def clustered_boxes(seed: int, count: int = 300, objects: int = 15, size: float 
     x2y2 = centre + wh / 2 + jitter[:, 2:] * wh
     boxes = torch.cat([torch.minimum(x1y1, x2y2 - 1), torch.maximum(x2y2, x1y1 + 1)], dim=1)
     return boxes, torch.rand(count, generator=g)
-
-
-def match_inputs(seed: int, size: int = 512, boxes: int = 8):
-    """All FPN locations of a ``size`` x ``size`` image and ``boxes`` GT boxes of every scale."""
-    locations = {}
-    for level, stride in STRIDES.items():
-        centres = (torch.arange(size // stride, dtype=torch.float32) + 0.5) * stride
-        ys, xs = torch.meshgrid(centres, centres, indexing="ij")
-        locations[level] = torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=1)
-    g = torch.Generator().manual_seed(seed)
-    xy = torch.rand(boxes, 2, generator=g) * size * 0.8
-    wh = torch.rand(boxes, 2, generator=g) * size * 0.5 + 8
-    classes = torch.randint(0, 20, (boxes, 1), generator=g).float()
-    gt = torch.cat([xy, (xy + wh).clamp(max=size), classes], dim=1)
-    return (locations, dict(STRIDES), gt), {}
 
 
 def delta_inputs(seed: int, count: int = 30000):
@@ -101,8 +87,6 @@ def close_map(got, expected):
 CHECKS = {
     "nms": dict(function="detection_utils.nms", inputs=lambda i: ((*clustered_boxes(100 + i), 0.5), {}),
                 check=assert_equal, policy=NMS_POLICY),
-    "match": dict(function="detection_utils.fcos_match_locations_to_gt", inputs=lambda i: match_inputs(200 + i),
-                  check=assert_equal, policy=DEFAULT_POLICY),
     "deltas": dict(function="detection_utils.fcos_get_deltas_from_locations",
                    inputs=lambda i: ((*delta_inputs(300 + i), 16), {}), check=close, policy=DEFAULT_POLICY),
     "centerness": dict(function="detection_utils.fcos_make_centerness_targets",
@@ -113,18 +97,12 @@ CHECKS = {
 }
 
 
+@pytest.mark.part("extended")
 @pytest.mark.weight(1)
 @pytest.mark.number("8.9")
 def test_speed_nms(timing):
     """nms is vectorized: 300 detector-like boxes (15 objects), within 20x of the reference for full credit"""
     timing.grade(**CHECKS["nms"])
-
-
-@pytest.mark.weight(1)
-@pytest.mark.number("3.8")
-def test_speed_match(timing):
-    """fcos_match_locations_to_gt is vectorized: the 5376 locations of a 512x512 image, 8 boxes"""
-    timing.grade(**CHECKS["match"])
 
 
 @pytest.mark.weight(0.5)
@@ -141,6 +119,7 @@ def test_speed_centerness(timing):
     timing.grade(**CHECKS["centerness"])
 
 
+@pytest.mark.part("extended")
 @pytest.mark.weight(1)
 @pytest.mark.number("9.4")
 def test_speed_map(timing):
@@ -150,7 +129,8 @@ def test_speed_map(timing):
 
 @pytest.mark.cuda
 @pytest.mark.weight(0)
-@pytest.mark.parametrize("which", sorted(CHECKS))
+@pytest.mark.parametrize("which", [pytest.param(name, marks=[pytest.mark.part("extended")] if name in EXTENDED else [])
+                                   for name in sorted(CHECKS)])
 def test_speed_cuda(timing, which):
     """speed on a GPU (not counted: reported only where a GPU is available)"""
     timing.grade(**CHECKS[which], device="cuda")

@@ -70,9 +70,10 @@ def _fpn_forward(features: dict, weights: dict, mode: str, with_bias: bool, upsa
     return {k: out[k] for k in ("p3", "p4", "p5")}
 
 
-@pytest.mark.weight(3)
+@pytest.mark.weight(5)
 @pytest.mark.number("1.3")
-def test_fpn_values(student, reference, fcos_kit):
+@pytest.mark.parametrize("size", [(128, 128), (128, 192)], ids=["square", "non-square"])
+def test_fpn_values(student, reference, fcos_kit, size):
     """the FPN's top-down pathway: lateral 1x1, upsample and add, 3x3 output (same weights as the reference)"""
     channels = 16
     backbone = student.one_stage_detector.DetectorBackboneWithFPN(out_channels=channels)
@@ -83,7 +84,7 @@ def test_fpn_values(student, reference, fcos_kit):
     state = _fpn_state(info, weights, channels)
     with_bias = any(k.endswith("bias") for k in state)
     backbone.fpn_params.load_state_dict(state)
-    images = torch.randn(2, 3, 128, 192, generator=torch.Generator().manual_seed(13))
+    images = torch.randn(2, 3, *size, generator=torch.Generator().manual_seed(13))
     got = backbone(images)
     features = trunk.local(images)
     expected = _fpn_forward(features, weights, "nearest", with_bias)
@@ -123,7 +124,7 @@ def test_fpn_values(student, reference, fcos_kit):
                               "upsampling p_(i+1) instead of m_(i+1) is accepted too)")
 
 
-@pytest.mark.weight(2)
+@pytest.mark.weight(3)
 @pytest.mark.number("2.5")
 def test_prediction_network_values(student, reference, fcos_kit):
     """FCOSPredictionNetwork outputs equal the reference's with the same weights (non-square maps)"""

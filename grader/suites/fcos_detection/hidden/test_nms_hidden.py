@@ -9,6 +9,9 @@ from hypothesis import strategies as st
 
 from grader.compare import assert_equal, describe_call
 
+# This project's extended FCOS work: graded only in the manifest's 'extended' profile.
+pytestmark = pytest.mark.part("extended")
+
 
 @st.composite
 def scenes(draw, max_boxes: int = 40):
@@ -58,16 +61,3 @@ def test_nms_random_scenes(student, reference, scene):
     expected = reference.detection_utils.nms(boxes, scores, threshold)
     got = student.detection_utils.nms(boxes, scores, threshold)
     assert_equal(got, expected, call=describe_call("nms", boxes, scores, threshold))
-
-
-@pytest.mark.weight(0.5)
-@pytest.mark.number("8.8")
-@settings(max_examples=20)
-@given(scenes(), st.lists(st.integers(0, 3), min_size=40, max_size=40))
-def test_class_spec_nms_random_scenes(student, reference, scene, labels):
-    """class_spec_nms on random scenes with several classes"""
-    boxes, scores, threshold = scene
-    classes = torch.tensor(labels[: boxes.shape[0]], dtype=torch.long)
-    expected = reference.detection_utils.class_spec_nms(boxes, scores, classes, threshold)
-    got = student.detection_utils.class_spec_nms(boxes, scores, classes, threshold)
-    assert_equal(got, expected, call=describe_call("class_spec_nms", boxes, scores, classes, threshold))

@@ -41,16 +41,18 @@ def _fcos(student):
     return student.one_stage_detector.FCOS(num_classes=NUM_CLASSES, fpn_channels=FPN_CHANNELS, stem_channels=STEM)
 
 
-def _shared_fcos(student, fcos_kit):
-    """One FCOS for the tests that only run inference with it (built once per worker)."""
-    return fcos_kit.shared("fcos-inference", lambda: _fcos(student))
+def _inference_fcos(fcos_kit):
+    """The FCOS whose ``inference`` the tests call (the student's, built once per worker; see ``FCOSKit``)."""
+    return fcos_kit.inference_fcos(NUM_CLASSES, FPN_CHANNELS, STEM)
 
 
-@pytest.mark.weight(3)
+@pytest.mark.weight(5)
 @pytest.mark.number("6.1")
-def test_losses_with_constant_predictions(student):
+def test_losses_with_constant_predictions(student, fcos_kit):
     """FCOS losses and the normalizer EMA on a head that predicts the same values everywhere"""
-    model = _fcos(student)
+    # A stand-in FPN (the same map sizes as the student's for 128 x 160 images): with zero conv weights the
+    # predictions do not depend on the features, and the losses not on the student's FPN.
+    model = fcos_kit.fcos_for_losses(NUM_CLASSES, FPN_CHANNELS, STEM)
     for name, bias in CONSTANT_HEAD.items():
         layer = getattr(model.pred_net, name)
         weight = layer.weight
@@ -119,11 +121,11 @@ def _by_score(boxes, classes, scores):
     return boxes[order], classes[order], scores[order]
 
 
-@pytest.mark.weight(3)
+@pytest.mark.weight(5)
 @pytest.mark.number("7.1")
 def test_inference_hand_made(student, fcos_kit):
     """FCOS.inference: scores, threshold, decoding per stride, clipping and class-specific NMS"""
-    model = _shared_fcos(student, fcos_kit)
+    model = _inference_fcos(fcos_kit)
     model.eval()
     images = torch.zeros(1, 3, 64, 96)
     out = model.inference(images, INFERENCE_LOCATIONS, INFERENCE_CLS, INFERENCE_DELTAS, INFERENCE_CTR,
@@ -154,7 +156,7 @@ def test_inference_hand_made(student, fcos_kit):
 @pytest.mark.number("7.2")
 def test_eval_forward_detections(student, fcos_kit):
     """FCOS in eval mode returns valid detections for one image"""
-    model = _shared_fcos(student, fcos_kit)
+    model = fcos_kit.fcos(NUM_CLASSES, FPN_CHANNELS, STEM)
     model.eval()
     images = torch.randn(1, 3, 96, 128, generator=torch.Generator().manual_seed(1))
     out = model(images, test_score_thresh=0.05, test_nms_thresh=0.6)
@@ -179,7 +181,7 @@ def test_eval_forward_detections(student, fcos_kit):
           call=call)
 
 
-@pytest.mark.weight(2)
+@pytest.mark.weight(4)
 @pytest.mark.number("10.1")
 @pytest.mark.sandbox(call_timeout=120)
 def test_training_step_end_to_end(student):

@@ -9,6 +9,9 @@ import torch
 
 from grader.compare import assert_close, check, describe_call
 
+# This project's extended FCOS work: graded only in the manifest's 'extended' profile.
+pytestmark = pytest.mark.part("extended")
+
 # One class with ground truth (class 0): image 0 has boxes A and B, image 1 has C and a difficult box D.
 GROUND_TRUTHS = [
     torch.tensor([[0.0, 0.0, 10.0, 10.0, 0.0], [20.0, 20.0, 30.0, 30.0, 0.0], [-1.0, -1.0, -1.0, -1.0, -1.0]]),
