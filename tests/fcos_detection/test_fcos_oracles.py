@@ -269,7 +269,7 @@ def _focal(x: float, t: float, alpha: float = 0.25, gamma: float = 2.0) -> float
 def test_public_loss_goldens_by_hand(ref):
     """GOLDEN_LOSSES of the public test, recomputed location by location in float64 from the written rules."""
     public = load_suite_module("public/test_fcos_public.py")
-    sizes = {"p3": (16, 20), "p4": (8, 10), "p5": (4, 5)}
+    sizes = {"p3": (20, 20), "p4": (10, 10), "p5": (5, 5)}  # 160 x 160 images
     points = {level: [((j + 0.5) * STRIDES[level], (i + 0.5) * STRIDES[level]) for i in range(h) for j in range(w)]
               for level, (h, w) in sizes.items()}
     cls_b = public.CONSTANT_HEAD["pred_cls"].tolist()
@@ -306,14 +306,17 @@ def test_public_inference_goldens_equal_reference(ref):
     model = osd.FCOS.__new__(osd.FCOS)
     torch.nn.Module.__init__(model)
     model.backbone = type("Strides", (), {"fpn_strides": STRIDES})()
-    boxes, classes, scores = osd.FCOS.inference(model, torch.zeros(1, 3, 64, 96), public.INFERENCE_LOCATIONS,
-                                                public.INFERENCE_CLS, public.INFERENCE_DELTAS, public.INFERENCE_CTR,
-                                                test_score_thresh=0.4, test_nms_thresh=0.5)
-    assert classes.tolist() == [2, 3, 0, 5, 2]
-    assert boxes.tolist() == [[0.0, 0.0, 20.0, 20.0], [8.0, 4.0, 24.0, 24.0], [84.0, 52.0, 96.0, 64.0],
-                              [72.0, 32.0, 88.0, 56.0], [32.0, 16.0, 48.0, 32.0]]
-    assert scores.tolist() == pytest.approx([public._score(3.0, 2.0), public._score(2.0, 1.0), public._score(4.0, 0.5),
-                                             public._score(1.5, 1.0), public._score(2.8, 0.0)], rel=1e-6)
+    for (height, width), clipped in (((96, 96), [84.0, 52.0, 96.0, 72.0]), ((64, 96), [84.0, 52.0, 96.0, 64.0])):
+        boxes, classes, scores = osd.FCOS.inference(model, torch.zeros(1, 3, height, width),
+                                                    public.INFERENCE_LOCATIONS, public.INFERENCE_CLS,
+                                                    public.INFERENCE_DELTAS, public.INFERENCE_CTR,
+                                                    test_score_thresh=0.4, test_nms_thresh=0.5)
+        assert classes.tolist() == [2, 3, 0, 5, 2]
+        assert boxes.tolist() == [[0.0, 0.0, 20.0, 20.0], [8.0, 4.0, 24.0, 24.0], clipped,
+                                  [72.0, 32.0, 88.0, 56.0], [32.0, 16.0, 48.0, 32.0]]
+        assert scores.tolist() == pytest.approx([public._score(3.0, 2.0), public._score(2.0, 1.0),
+                                                 public._score(4.0, 0.5), public._score(1.5, 1.0),
+                                                 public._score(2.8, 0.0)], rel=1e-6)
 
 
 HAND_LOCATIONS = {

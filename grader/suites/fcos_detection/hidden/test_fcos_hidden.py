@@ -56,7 +56,7 @@ def test_losses_match_reference(student, reference, fcos_kit):
     model, ref, _ = _models(student, reference, fcos_kit, seed=31)
     model.train()
     ref.train()
-    images = torch.randn(2, 3, 128, 160, generator=torch.Generator().manual_seed(32))
+    images = torch.randn(2, 3, 160, 160, generator=torch.Generator().manual_seed(32))
     call = describe_call("FCOS.forward (stand-in backbone, fixed head weights)", images, GT)
     for step in range(2):
         got = _scalars(model(images, GT))
@@ -75,7 +75,7 @@ def test_losses_match_reference(student, reference, fcos_kit):
 def test_loss_gradients_match_reference(student, reference, fcos_kit):
     """one SGD step (lr 1) on the head changes its weights as the reference's gradients do"""
     model, ref, names = _models(student, reference, fcos_kit, seed=41)
-    images = torch.randn(2, 3, 128, 160, generator=torch.Generator().manual_seed(42))
+    images = torch.randn(2, 3, 160, 160, generator=torch.Generator().manual_seed(42))
     optim = student.import_library("torch.optim")
     optimizer = optim.SGD(model.pred_net.parameters(), lr=1.0)
     student.detection_helper.train_step(model, optimizer, images, GT)
@@ -112,8 +112,19 @@ def _random_predictions(seed: int, sizes: dict) -> tuple:
 @pytest.mark.parametrize("seed", [51, 52, 53])
 def test_inference_matches_reference(student, reference, fcos_kit, seed):
     """FCOS.inference on random predictions equals the reference (threshold, decoding, clipping, NMS)"""
-    height, width = 64, 96
-    sizes = {"p3": (8, 12), "p4": (4, 6), "p5": (2, 3)}
+    _check_inference(reference, fcos_kit, seed, 64, 64)
+
+
+@pytest.mark.part("non_square")
+@pytest.mark.weight(1)
+@pytest.mark.number("7.5")
+def test_inference_matches_reference_non_square(student, reference, fcos_kit):
+    """FCOS.inference on random predictions for a non-square image equals the reference"""
+    _check_inference(reference, fcos_kit, 51, 64, 96)
+
+
+def _check_inference(reference, fcos_kit, seed: int, height: int, width: int) -> None:
+    sizes = {level: (height // stride, width // stride) for level, stride in (("p3", 8), ("p4", 16), ("p5", 32))}
     strides = {"p3": 8, "p4": 16, "p5": 32}
     locations = reference.detection_utils.get_fpn_location_coords(
         {k: (1, 1, h, w) for k, (h, w) in sizes.items()}, strides)
@@ -132,17 +143,24 @@ def test_inference_matches_reference(student, reference, fcos_kit, seed):
     ref.backbone = type("Strides", (), {"fpn_strides": strides})()
     expected = osd.FCOS.inference(ref, images, locations, cls, deltas, ctr, test_score_thresh=thresholds[0],
                                   test_nms_thresh=thresholds[1])
+    # Clipping at W - 1 and H - 1 (pixel indices) instead of W and H is the other reading of the starter's
+    # "clip ... beyond the height and width": the reference's answer for an image one pixel smaller.
+    pixel_clipped = osd.FCOS.inference(ref, images[:, :, : height - 1, : width - 1], locations, cls, deltas, ctr,
+                                       test_score_thresh=thresholds[0], test_nms_thresh=thresholds[1])
     call = describe_call("FCOS.inference", images, locations, cls, deltas, ctr, test_score_thresh=thresholds[0],
                          test_nms_thresh=thresholds[1])
     check(isinstance(got, (tuple, list)) and len(got) == 3 and all(isinstance(g, torch.Tensor) for g in got),
           f"expected (pred_boxes, pred_classes, pred_scores), got {type(got).__name__}", call=call)
     order = torch.sort(got[2], descending=True, stable=True).indices
     boxes, classes, scores = got[0][order], got[1][order], got[2][order]
+    if boxes.shape == pixel_clipped[0].shape and torch.allclose(boxes, pixel_clipped[0], rtol=1e-5, atol=1e-4) \
+            and torch.equal(classes.long(), pixel_clipped[1]) and torch.allclose(scores, pixel_clipped[2], rtol=1e-5):
+        return
     assert_close(scores, expected[2], call=call, rtol=1e-5, atol=1e-6, what="pred_scores (sorted)",
                  hint="keep sqrt(sigmoid(cls) * sigmoid(ctr)) of the best class above the threshold; then "
                       "class-specific NMS")
     assert_close(classes.long(), expected[1], call=call, what="pred_classes (sorted by score)")
     assert_close(boxes, expected[0], call=call, rtol=1e-5, atol=1e-4, what="pred_boxes (sorted by score)",
                  hint="boxes from deltas * stride around each location (negative deltas clamped), clipped to "
-                      f"0 <= x <= {width}, 0 <= y <= {height}")
+                      f"0 <= x <= {width}, 0 <= y <= {height} (or to {width - 1} and {height - 1})")
     check(math.isfinite(float(scores.sum())) if scores.numel() else True, "non-finite scores", call=call)

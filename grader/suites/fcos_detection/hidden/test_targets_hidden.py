@@ -15,10 +15,25 @@ BG = [-1.0] * 5
 @pytest.mark.number("3.3")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_location_coords_random_shapes(student, reference, dtype):
-    """get_fpn_location_coords on non-square maps and other strides equals the reference (either order)"""
+    """get_fpn_location_coords on maps of random sizes and other strides equals the reference (either order)"""
+    _check_random_location_coords(student, reference, dtype, square=True)
+
+
+@pytest.mark.part("non_square")
+@pytest.mark.weight(1)
+@pytest.mark.number("3.5")
+def test_location_coords_random_non_square(student, reference):
+    """get_fpn_location_coords on random non-square maps equals the reference (either order)"""
+    _check_random_location_coords(student, reference, torch.float32, square=False)
+
+
+def _check_random_location_coords(student, reference, dtype, square: bool):
     generator = torch.Generator().manual_seed(7)
     for _ in range(4):
-        sizes = torch.randint(1, 13, (3, 2), generator=generator).tolist()
+        sizes = torch.randint(1, 13, (3, 2), generator=generator)
+        if square:  # the course's maps: "H = W is the size of feature map"
+            sizes[:, 1] = sizes[:, 0]
+        sizes = sizes.tolist()
         shapes = {level: (2, 4, h, w) for level, (h, w) in zip(("p3", "p4", "p5"), sizes)}
         strides = {"p3": 4, "p4": 12, "p5": 40}
         got = student.detection_utils.get_fpn_location_coords(shapes, strides, dtype=dtype)

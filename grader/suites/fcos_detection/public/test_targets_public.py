@@ -57,8 +57,19 @@ def test_location_coords_official_rows(student):
 @pytest.mark.weight(1)
 @pytest.mark.number("3.2")
 def test_location_coords_dtype_device(student):
-    """get_fpn_location_coords honours dtype and gives H*W rows for non-square maps"""
-    shapes = {"p3": (1, 8, 6, 10), "p4": (1, 8, 3, 5), "p5": (1, 8, 2, 3)}
+    """get_fpn_location_coords honours dtype and device, for maps of other sizes"""
+    _check_location_coords(student, {"p3": (1, 8, 6, 6), "p4": (1, 8, 3, 3), "p5": (1, 8, 2, 2)})
+
+
+@pytest.mark.part("non_square")
+@pytest.mark.weight(1)
+@pytest.mark.number("3.4")
+def test_location_coords_non_square(student):
+    """get_fpn_location_coords on non-square maps: x runs along W, y along H, H * W rows"""
+    _check_location_coords(student, {"p3": (1, 8, 6, 10), "p4": (1, 8, 3, 5), "p5": (1, 8, 2, 3)})
+
+
+def _check_location_coords(student, shapes):
     got = student.detection_utils.get_fpn_location_coords(shapes, STRIDES, dtype=torch.float64, device="cpu")
     call = describe_call("get_fpn_location_coords", shapes, STRIDES, dtype=torch.float64, device="cpu")
     for level, (_, _, h, w) in shapes.items():
