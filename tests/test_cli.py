@@ -108,9 +108,13 @@ def test_check_explains_failures_and_sets_exit_status(tmp_path):
 
     source = (manifests.get("fcos_detection").reference_dir / "detection_utils.py").read_text()
     (tmp_path / "detection_utils.py").write_text(
-        source.replace("inter = width.clamp(min=0) * height.clamp(min=0)", "inter = width * height"))
+        source.replace("return ratio.sqrt().masked_fill(background, -1)", "return ratio.masked_fill(background, -1)")
+        .replace("inter = width.clamp(min=0) * height.clamp(min=0)", "inter = width * height"))
     result = runner.invoke(app, ["check", "fcos_detection", str(tmp_path)])
     assert result.exit_code == 1
     assert "public tests" in result.output and "Hint:" in result.output
+    assert "centerness" in result.output and "box_iou" not in result.output  # box_iou: the extended profile's
+    result = runner.invoke(app, ["check", "fcos_detection", str(tmp_path), "--profile", "extended"])
+    assert result.exit_code == 1 and "box_iou" in result.output
     result = runner.invoke(app, ["check", "fcos_detection", "reference"])
     assert result.exit_code == 0

@@ -200,7 +200,7 @@ def test_a_zip_grades_the_profile_it_was_built_for(tmp_path):
     with zipfile.ZipFile(path) as zf:
         zf.extractall(root / "source")
         meta = json.loads(zf.read("cvgrade-assignment.json"))
-    assert (meta["profile"], meta["points"], meta["parts"]) == ("extended", 72.5, ["main", "extended"])
+    assert (meta["profile"], meta["points"], meta["parts"]) == ("extended", 79.5, ["main", "extended", "non_square", "speed"])
     default = json.loads(zipfile.ZipFile(build_package(manifest, tmp_path / "d2").path).read("cvgrade-assignment.json"))
     assert (default["profile"], default["points"]) == ("course", 60.0)
     # An interpreter that runs the script's small `-c` helpers and records how the grader is called.

@@ -15,6 +15,8 @@ reference (students run the public tests without it).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -320,6 +322,39 @@ class FCOSKit:
                                  f"pred_cls, pred_box and pred_ctr: {extra[:5]}")
         remote_head.load_state_dict(state)
         return names
+
+
+@contextlib.contextmanager
+def course_location_order(reference: Any) -> Iterator[None]:
+    """The reference's ``FCOS`` with its locations in the order of the course's own test.
+
+    The course's ``test_get_fpn_location_coords`` expects p3 to start ``[[4, 4],
+    [4, 12], [4, 20], ...]``: y varying fastest, a column-major walk over the
+    map, while the starter's head flattens ``(H, W)`` row by row. A student who
+    satisfies the course's test and flattens as the starter says pairs each
+    prediction with the transposed location's target: that is the course's own
+    convention, so the loss tests accept what the reference computes with it
+    (this context) as well as the consistent pairing.
+    """
+    osd = reference.one_stage_detector
+    original = osd.get_fpn_location_coords
+
+    def column_major(shape_per_fpn_level: dict, strides_per_fpn_level: dict, *args: Any, **kwargs: Any) -> dict:
+        rows = original(shape_per_fpn_level, strides_per_fpn_level, *args, **kwargs)
+        return {level: value.reshape(shape_per_fpn_level[level][-2], shape_per_fpn_level[level][-1], 2)
+                .transpose(0, 1).reshape(-1, 2) for level, value in rows.items()}
+
+    osd.get_fpn_location_coords = column_major
+    try:
+        yield
+    finally:
+        osd.get_fpn_location_coords = original
+
+
+@pytest.fixture
+def course_order(reference: Any) -> Any:
+    """``with course_order():`` runs the reference with the course test's location order (``course_location_order``)."""
+    return lambda: course_location_order(reference)
 
 
 @pytest.fixture

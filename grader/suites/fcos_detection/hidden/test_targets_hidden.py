@@ -49,7 +49,7 @@ def _check_random_location_coords(student, reference, dtype, square: bool):
                          hint="(x, y) = (stride * (column + 0.5), stride * (row + 0.5)) for every location")
 
 
-@pytest.mark.weight(1)
+@pytest.mark.weight(1.5)
 @pytest.mark.number("5.4")
 def test_deltas_random(student, reference):
     """deltas of random boxes (with background rows), and boxes from random deltas, equal the reference"""
@@ -72,7 +72,7 @@ def test_deltas_random(student, reference):
         assert_close(got, expected, call=describe_call("fcos_apply_deltas_to_locations", deltas, locations, stride))
 
 
-@pytest.mark.weight(1)
+@pytest.mark.weight(1.5)
 @pytest.mark.number("5.5")
 def test_centerness_random(student, reference):
     """centerness of random deltas (and background rows) equals the reference"""

@@ -140,11 +140,12 @@ def test_prediction_network_stems(student, fcos_kit):
     """class logits come from stem_cls; box deltas and centerness from stem_box"""
     # Zero pred weights; the stems' biases and ReLU are invisible then. Instead make each pred layer read one
     # stem channel and check which stem it reads by switching that stem's bias.
+    # Two stem convs, as the course uses (a one-conv stem would test list handling, not which stem feeds what).
     weights = []
-    for name, tensor in fcos_kit.head_weights(3, 8, [8], seed=5):
+    for name, tensor in fcos_kit.head_weights(3, 8, [8, 8], seed=5):
         if name.startswith("stem"):
             tensor = torch.zeros_like(tensor)
-            if name.endswith("bias"):
+            if name.endswith(".2.bias"):  # the last conv of the stem
                 tensor[0] = 1.0 if name.startswith("stem_cls") else 2.0
         elif name.endswith("weight"):
             tensor = torch.zeros_like(tensor)
@@ -152,11 +153,11 @@ def test_prediction_network_stems(student, fcos_kit):
         else:
             tensor = torch.zeros_like(tensor)
         weights.append((name, tensor))
-    head = student.one_stage_detector.FCOSPredictionNetwork(num_classes=3, in_channels=8, stem_channels=[8])
-    fcos_kit.load_head(head, weights, "FCOSPredictionNetwork(3, 8, [8])")
+    head = student.one_stage_detector.FCOSPredictionNetwork(num_classes=3, in_channels=8, stem_channels=[8, 8])
+    fcos_kit.load_head(head, weights, "FCOSPredictionNetwork(3, 8, [8, 8])")
     feats = _features(1, 8, {"p3": (4, 4), "p4": (2, 2), "p5": (1, 1)}, seed=6)
     class_logits, boxreg_deltas, centerness_logits = head(feats)
-    call = describe_call("FCOSPredictionNetwork(3, 8, [8])", feats)
+    call = describe_call("FCOSPredictionNetwork(3, 8, [8, 8])", feats)
     assert_equal(class_logits["p3"], torch.full((1, 16, 3), 1.0), call=call, what="class logits",
                  hint="pred_cls reads the output of stem_cls")
     assert_equal(boxreg_deltas["p3"], torch.full((1, 16, 4), 2.0), call=call, what="box deltas",
