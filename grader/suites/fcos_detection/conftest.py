@@ -128,11 +128,51 @@ def _twin_extractor(student: Any, channels: tuple[int, int, int], names: tuple[s
     return Twin(remote, local)
 
 
+def parameters_under(module: Any, names: tuple[str, ...]) -> dict:
+    """``module_info`` of the named submodules of ``module``, merged, with names prefixed by the submodule's.
+
+    ``module_info(module)`` lists each parameter once, under the name it was
+    registered with first; a student who also keeps a layer under a second
+    attribute (``self.conv_c3`` beside ``self.fpn_params["c3"]``) would hide it
+    from a test that looks under the starter's names. Asking each starter-named
+    submodule for its own parameters finds them whatever else refers to them.
+    A submodule the student did not create contributes nothing.
+    """
+    merged: dict = {"parameters": [], "num_parameters": 0}
+    for name in names:
+        try:
+            sub = getattr(module, name)
+        except (AttributeError, StudentCodeError):
+            continue
+        if sub is None:
+            continue
+        info = module_info(sub)
+        merged["parameters"] += [(f"{name}.{p[0]}", *p[1:]) for p in info["parameters"]]
+        merged["num_parameters"] += info["num_parameters"]
+    return merged
+
+
 class FCOSKit:
     """Helpers that build stand-ins and move weights between differently named modules."""
 
     def __init__(self, student: Any):
         self.student = student
+
+    parameters_under = staticmethod(parameters_under)
+
+    @staticmethod
+    def stems_without_final_relu(head: nn.Module) -> nn.Module:
+        """A local head whose ``stem_cls`` and ``stem_box`` end with their last conv, not a ReLU (in place).
+
+        The starter asks for "a stem of alternating 3x3 convolution layers and RELU
+        activation modules": conv, ReLU, conv, ReLU (the FCOS tower, the reference)
+        or conv, ReLU, conv. Both readings earn the head's and the losses' points.
+        """
+        for name in ("stem_cls", "stem_box"):
+            stem = getattr(head, name)
+            if len(stem) and isinstance(stem[-1], nn.ReLU):
+                setattr(head, name, nn.Sequential(*list(stem)[:-1]))
+        return head
 
     def shared(self, key: str, factory: Any) -> Any:
         """A student object built once per worker by ``factory()`` and reused by the tests that ask for ``key``.
@@ -300,7 +340,7 @@ class FCOSKit:
             dict[str, str]: the student's parameter name -> the name in ``weights``.
         """
         groups = ("stem_cls", "stem_box", "pred_cls", "pred_box", "pred_ctr")
-        info = module_info(remote_head)
+        info = parameters_under(remote_head, groups)
         theirs = self.parameter_groups(info, groups)
         ours: dict[str, list[tuple[str, torch.Tensor]]] = {g: [] for g in groups}
         for name, tensor in weights:
@@ -316,7 +356,9 @@ class FCOSKit:
             for (their_name, _), (our_name, tensor) in zip(theirs[group], ours[group]):
                 state[their_name] = tensor
                 names[their_name] = our_name
-        extra = [n for n, *_ in info["parameters"] if n.split(".", 1)[0] not in groups]
+        total = module_info(remote_head)
+        extra = [n for n, *_ in total["parameters"] if n.split(".", 1)[0] not in groups] \
+            if total["num_parameters"] > info["num_parameters"] else []
         if extra:
             raise GradingFailure(f"{what}: your FCOSPredictionNetwork has parameters outside stem_cls, stem_box, "
                                  f"pred_cls, pred_box and pred_ctr: {extra[:5]}")

@@ -88,6 +88,12 @@ def box_iou(""", select="location_coords", why="a __main__ block of quick checks
            find="location_coords[level_name] = torch.stack([grid_x.reshape(-1), grid_y.reshape(-1)], dim=1)",
            replace="location_coords[level_name] = torch.stack([grid_x.t().reshape(-1), grid_y.t().reshape(-1)], dim=1)",
            select="losses or location_coords or end_to_end", why="the course's test order of locations"),
+    # "A stem of alternating 3x3 convolution layers and RELU activation modules", read as ending on a conv.
+    Mutant("stems_end_with_conv", OSD, find="""            previous = channels
+        # END SOLUTION""", replace="""            previous = channels
+        stem_cls, stem_box = stem_cls[:-1], stem_box[:-1]  # no ReLU after a stem's last conv
+        # END SOLUTION""", select="prediction_network or losses or end_to_end",
+           why="the other reading of 'alternating convolution layers and RELU' (as a real S24 solution reads it)"),
     # Background losses zeroed the way many solutions do it: in place, where the GT deltas are -1.
     Mutant("losses_zeroed_in_place", OSD, find="""        loss_box = loss_box * foreground[:, :, None]
 """, replace="""        loss_box[matched_gt_deltas < 0] *= 0.0

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from grader.compare import assert_close, assert_equal, check, describe_call
-from grader.student import module_info
 
 
 def _shapes(features: dict) -> dict:
@@ -57,7 +56,7 @@ def test_backbone_fpn_shapes_non_square(student, fcos_kit):
 def test_backbone_fpn_layers(student, fcos_kit):
     """the FPN adds three lateral 1x1 convs and three output 3x3 convs in fpn_params"""
     backbone = _backbone(student, fcos_kit)
-    info = module_info(backbone)
+    info = fcos_kit.parameters_under(backbone, ("fpn_params",))
     weights = sorted(tuple(shape) for name, shape, *_ in info["parameters"]
                      if name.startswith("fpn_params.") and len(shape) == 4)
     expected = sorted([(32, 64, 1, 1), (32, 160, 1, 1), (32, 400, 1, 1)] + [(32, 32, 3, 3)] * 3)
@@ -96,10 +95,10 @@ def test_prediction_network_shapes(student):
 
 @pytest.mark.weight(2)
 @pytest.mark.number("2.2")
-def test_prediction_network_layers(student):
+def test_prediction_network_layers(student, fcos_kit):
     """the head has two stems of 3x3 convs and 3x3 pred_cls / pred_box / pred_ctr convs"""
     head = _head(student, num_classes=7, channels=16)
-    info = module_info(head)
+    info = fcos_kit.parameters_under(head, ("stem_cls", "stem_box", "pred_cls", "pred_box", "pred_ctr"))
     shapes = {name: tuple(shape) for name, shape, *_ in info["parameters"]}
     for stem in ("stem_cls", "stem_box"):
         convs = [s for n, s in shapes.items() if n.startswith(stem + ".") and len(s) == 4]
