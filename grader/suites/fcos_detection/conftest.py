@@ -269,6 +269,7 @@ class FCOSKit:
         builtins = self.student.import_library("builtins")
         torch_nn = self.student.import_library("torch.nn")
         head = builtins.getattr(builtins.object, "__new__")(self.student.one_stage_detector.FCOSPredictionNetwork)
+        object.__setattr__(head, "_label", "one_stage_detector.FCOSPredictionNetwork (made without its __init__)")
         builtins.getattr(torch_nn.Module, "__init__")(head)
         previous = in_channels
         for stem in ("stem_cls", "stem_box"):
@@ -287,6 +288,7 @@ class FCOSKit:
         torch_nn = self.student.import_library("torch.nn")
         cls = self.student.one_stage_detector.FCOS
         model = builtins.getattr(builtins.object, "__new__")(cls)
+        object.__setattr__(model, "_label", "one_stage_detector.FCOS (made without its __init__)")  # for messages
         builtins.getattr(torch_nn.Module, "__init__")(model)
         model.num_classes = num_classes
         model.backbone = self.fpn(fpn_channels, seed=seed).remote
