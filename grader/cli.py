@@ -124,7 +124,7 @@ def zero_score_reason(result: api.GradeResult) -> str:
     if not result.tests:
         return summary
     outcomes = {str((t.get("extra_data") or {}).get("outcome", "")) for t in result.tests}
-    if summary and (len(outcomes) == 1 or "grader_error" in outcomes):
+    if summary and ((len(outcomes) == 1 and outcomes != {"failed"}) or "grader_error" in outcomes):
         return summary
     first = next((t for t in result.tests if t.get("status") == "failed" and t.get("max_score", 0) > 0), None)
     if first is None:
