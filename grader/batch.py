@@ -160,13 +160,14 @@ def _grade_one(assignment: str, folder: str, out: str, timeout: float | None, pr
     return result.results
 
 
-def _stamp(item: BatchItem, grader: str) -> dict:
+def _stamp(item: BatchItem, grader: str, profile: str) -> dict:
     from grader import __version__
 
-    return {"submission": fingerprint(item.folder), "grader": grader, "cvgrade_version": __version__}
+    return {"submission": fingerprint(item.folder), "grader": grader, "profile": profile,
+            "cvgrade_version": __version__}
 
 
-def _reuse(item: BatchItem, out_dir: Path, grader: str) -> tuple[dict | None, str]:
+def _reuse(item: BatchItem, out_dir: Path, grader: str, profile: str) -> tuple[dict | None, str]:
     """(the results to reuse, or None; why not) for a submission graded by an earlier run."""
     from grader.api import validate_results
 
@@ -182,9 +183,9 @@ def _reuse(item: BatchItem, out_dir: Path, grader: str) -> tuple[dict | None, st
     if stamp.get("submission") != fingerprint(item.folder):
         return None, "submission changed"
     if stamp["grader"] != grader:
-        theirs, ours = str(stamp["grader"]).rpartition(":")[2], grader.rpartition(":")[2]
-        return None, "profile changed" if str(stamp["grader"]).split(":")[0] == grader.split(":")[0] \
-            and theirs != ours else "grader changed"
+        return None, "grader changed"
+    if stamp.get("profile") != profile:
+        return None, "profile changed"
     try:
         data = json.loads((folder / "results.json").read_text())
     except (OSError, ValueError):
@@ -223,7 +224,7 @@ def run_batch(assignment: str, export: Path | str, out_csv: Path | str, *, out_d
 
     manifest = manifests.get(assignment)  # fails early on an unknown assignment or profile
     chosen = manifest.profile(profile)
-    grader = f"{grading_digest(manifest)}:{chosen.name}"
+    grader = grading_digest(manifest)
     if workers > 1 and shares_worker_user():
         warnings.warn("grading one submission at a time: as root without PID namespaces every worker runs as "
                       "the same user and stopping one would stop the others (run as a non-root user, or where "
@@ -245,7 +246,7 @@ def run_batch(assignment: str, export: Path | str, out_csv: Path | str, *, out_d
         todo = []
         reasons: Counter = Counter()
         for item in items:
-            done, why = (None, "--force") if force else _reuse(item, out_dir, grader)
+            done, why = (None, "--force") if force else _reuse(item, out_dir, grader, chosen.name)
             if done is not None:
                 results[item.submission_id] = done
             else:
@@ -258,7 +259,7 @@ def run_batch(assignment: str, export: Path | str, out_csv: Path | str, *, out_d
 
         def finish(item: BatchItem, data: dict) -> None:
             results[item.submission_id] = data
-            (out_dir / item.submission_id / FINGERPRINT).write_text(json.dumps(_stamp(item, grader)) + "\n")
+            (out_dir / item.submission_id / FINGERPRINT).write_text(json.dumps(_stamp(item, grader, chosen.name)) + "\n")
             if on_progress is not None:
                 on_progress(len(results), total, item.submission_id)
 

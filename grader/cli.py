@@ -228,7 +228,7 @@ def package(
         console.print(report.listing(), markup=False, highlight=False)
     settings = manifest.gradescope
     console.print(f"wrote {report.path} ({len(report.files)} files, {report.total_bytes / 1024:.0f} KiB)")
-    chosen = manifest.profile(profile)
+    chosen = report.profile
     console.print(f"profile {chosen.name} ({chosen.title}): {chosen.points:g} points, the assignment's total on "
                   f"Gradescope", markup=False, highlight=False)
     console.print(f"Gradescope settings: autograder timeout {settings.autograder_timeout} s, "

@@ -247,6 +247,25 @@ def assert_close(got: Any, expected: Any, *, call: str = "", rtol: float = 1e-5,
     raise GradingFailure("\n".join(lines))
 
 
+def first_close(got: Any, readings: list, *, rtol: float = 1e-5, atol: float = 1e-6, check_dtype: bool = True,
+                check_device: bool = True, equal_nan: bool = False) -> Any:
+    """The expected value of the first reading ``got`` matches, else of the first (the reference's own).
+
+    Where a handout leaves a choice open, each reading it allows has its own expected
+    value; pick one with this, then ``assert_close`` against it, so that a student who
+    matches none is told how they differ from the first.
+
+    Args:
+        got: what the student's code returned.
+        readings: the expected values, one per allowed reading, the primary first.
+        rtol, atol, check_dtype, check_device, equal_nan: as in ``assert_close``.
+    """
+    for expected in readings:
+        if _mismatch(got, expected, "result", rtol, atol, check_dtype, check_device, equal_nan) is None:
+            return expected
+    return readings[0]
+
+
 def assert_equal(got: Any, expected: Any, **kwargs: Any) -> None:
     """``assert_close`` with zero tolerance (indices, labels, counts)."""
     kwargs.setdefault("rtol", 0.0)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader import __version__, image, paths
-from grader.manifest import Manifest
+from grader.manifest import Manifest, Profile
 
 SKIP_PARTS = {"__pycache__", ".pytest_cache", ".hypothesis", ".ipynb_checkpoints", ".git"}
 SKIP_NAMES = ("*.pyc", "*.pyo", ".DS_Store")
@@ -37,6 +37,7 @@ class PackageReport:
 
     path: Path
     files: dict[str, int] = field(default_factory=dict)  # archive name -> bytes
+    profile: Profile | None = None  # the manifest profile the zip grades
 
     @property
     def total_bytes(self) -> int:
@@ -151,7 +152,7 @@ def build_package(manifest: Manifest, out_dir: Path | str, profile: str | None =
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{manifest.name}.zip"
-    report = PackageReport(path=target)
+    report = PackageReport(path=target, profile=chosen)
     entries = members(manifest)
     digest = hashlib.sha256()
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as zf:

@@ -271,7 +271,6 @@ class FCOSKit:
         head = builtins.getattr(builtins.object, "__new__")(self.student.one_stage_detector.FCOSPredictionNetwork)
         object.__setattr__(head, "_label", "one_stage_detector.FCOSPredictionNetwork (made without its __init__)")
         builtins.getattr(torch_nn.Module, "__init__")(head)
-        previous = in_channels
         for stem in ("stem_cls", "stem_box"):
             layers, previous = [], in_channels
             for channels in stem_channels:

@@ -16,7 +16,7 @@ import math
 import pytest
 import torch
 
-from grader.compare import assert_close, check, describe_call
+from grader.compare import assert_close, check, describe_call, first_close
 
 NUM_CLASSES, CHANNELS, STEM = 6, 16, [16, 16]
 BG = [-1.0] * 5
@@ -58,11 +58,6 @@ def _copy(ref):
     return twin
 
 
-def _close(a: dict, b: dict, rtol: float, atol: float) -> bool:
-    return isinstance(a, dict) and sorted(a) == sorted(b) and all(
-        isinstance(a[k], torch.Tensor) and torch.allclose(a[k].double(), b[k].double(), rtol=rtol, atol=atol) for k in b)
-
-
 # The readings of the starter a reference must be run in to grade the losses (the first is the reference's
 # own): the pairing of locations and predictions (conftest.course_location_order) and whether a stem ends
 # with a ReLU (FCOSKit.stems_without_final_relu).
@@ -95,8 +90,8 @@ def test_losses_match_reference(student, reference, fcos_kit, course_order):
         twin.train()
         with torch.no_grad(), context:
             sequences.append([(_scalars(twin(images, GT)), float(twin._normalizer)) for _ in range(2)])
-    # Every reading of the starter counts: the one the first call matches (else the reference's own).
-    expected = next((seq for seq in sequences if _close(got[0][0], seq[0][0], 2e-4, 1e-5)), sequences[0])
+    # Every reading of the starter counts: the one the student's losses match (else the reference's own).
+    expected = first_close(got, sequences, rtol=2e-4, atol=1e-5)
     for step, ((losses, normalizer), (want, want_normalizer)) in enumerate(zip(got, expected)):
         assert_close(losses, want, call=call, rtol=2e-4, atol=1e-5, what=f"losses of call {step + 1}",
                      hint="match every image's boxes to the locations of all levels; focal loss over all "
@@ -125,8 +120,7 @@ def test_loss_gradients_match_reference(student, reference, fcos_kit, course_ord
         params = dict(twin.pred_net.named_parameters())
         stepped.append({their: (params[ours] - params[ours].grad).detach() for their, ours in names.items()})
     # Every reading of the starter counts (see READINGS): the one the student's step matches.
-    expected = next((step for step in stepped if all(torch.allclose(after[name], value, rtol=1e-3, atol=2e-5)
-                                                     for name, value in step.items())), stepped[0])
+    expected = first_close({name: after[name] for name in names}, stepped, rtol=1e-3, atol=2e-5)
     call = describe_call("train_step(FCOS, SGD(pred_net, lr=1), images, gt_boxes)", images, GT)
     for their_name in names:
         assert_close(after[their_name], expected[their_name], call=call, rtol=1e-3, atol=2e-5,
@@ -192,9 +186,7 @@ def _check_inference(reference, fcos_kit, seed: int, height: int, width: int) ->
           f"expected (pred_boxes, pred_classes, pred_scores), got {type(got).__name__}", call=call)
     order = torch.sort(got[2], descending=True, stable=True).indices
     boxes, classes, scores = got[0][order], got[1][order], got[2][order]
-    if boxes.shape == pixel_clipped[0].shape and torch.allclose(boxes, pixel_clipped[0], rtol=1e-5, atol=1e-4) \
-            and torch.equal(classes.long(), pixel_clipped[1]) and torch.allclose(scores, pixel_clipped[2], rtol=1e-5):
-        return
+    expected = first_close((boxes, classes.long(), scores), [expected, pixel_clipped], rtol=1e-5, atol=1e-4)
     assert_close(scores, expected[2], call=call, rtol=1e-5, atol=1e-6, what="pred_scores (sorted)",
                  hint="keep sqrt(sigmoid(cls) * sigmoid(ctr)) of the best class above the threshold; then "
                       "class-specific NMS")
