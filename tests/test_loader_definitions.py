@@ -190,3 +190,65 @@ def test_a_lazy_module_that_answers_every_attribute_does_not_break_the_note(cour
         assert conn.import_module("task_1").uses_iou(1, 1) == 3
     finally:
         conn.close()
+
+
+def test_a_broken_sibling_import_is_left_out_and_the_rest_is_kept(course):
+    """train_q2.py's ``import trainer`` when trainer.py raises: ResNet is graded all the same."""
+    (course / "trainer.py").write_text("def train(:\n    pass\n")
+    (course / "train_q2.py").write_text(
+        "import trainer\nfrom helpers import double\n\nclass ResNet:\n    def size(self):\n        return double(9)\n")
+    module = load_modules(course, ["train_q2"], definitions_on_error=True)["train_q2"]
+    assert module.ResNet().size() == 18
+    assert any("import trainer" in line and "raised here" in line for line in module.__cvgrade_left_out__)
+    with pytest.raises(ModuleImportError, match="SyntaxError at line 1 of trainer.py"):
+        load_modules(course, ["trainer"], definitions_on_error=True)
+
+
+def test_the_worker_shares_a_folder_module_but_not_another_folders(course, tmp_path):
+    """Not isolated (the worker): ``utils`` that trainer imported is the ``utils`` the grader loads next,
+    so a patch of it reaches trainer; a ``utils`` from another folder (the reference's, in a --no-sandbox
+    run) is never taken for the student's."""
+    import sys
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "utils.py").write_text("WHO = 'other'\n")
+    (course / "utils.py").write_text("WHO = 'student'\n")
+    (course / "trainer.py").write_text("import utils\n\ndef who():\n    return utils.WHO\n")
+    saved = {n: sys.modules.pop(n) for n in ("utils", "trainer") if n in sys.modules}
+    saved_path = list(sys.path)
+    try:
+        assert load_modules(other, ["utils"], isolated=False)["utils"].WHO == "other"
+        trainer = load_modules(course, ["trainer"], isolated=False)["trainer"]
+        utils = load_modules(course, ["utils"], isolated=False)["utils"]
+        assert utils.WHO == "student" and utils is trainer.utils
+        utils.WHO = "patched"
+        assert trainer.who() == "patched"
+    finally:
+        for n in ("utils", "trainer"):
+            sys.modules.pop(n, None)
+        sys.modules.update(saved)
+        sys.path[:] = saved_path
+
+
+def test_an_earlier_folders_definitions_finder_does_not_take_a_later_folders_file(course, tmp_path):
+    """Not isolated, the finder stays on sys.meta_path (the worker); in a --no-sandbox run another
+    submission's task_2.py, first on sys.path, must not be answered from the earlier folder."""
+    import sys
+
+    later = tmp_path / "later"
+    later.mkdir()
+    (later / "task_2.py").write_text("def get_detections():\n    return 'later'\n")
+    saved_modules = {n: sys.modules.pop(n) for n in ("task_2", "helpers") if n in sys.modules}
+    saved_path, saved_meta = list(sys.path), list(sys.meta_path)
+    try:
+        first = load_modules(course, ["task_2"], isolated=False, definitions_only=["task_2"])["task_2"]
+        assert first.iou(1, 1) == 3
+        second = load_modules(later, ["task_2"], isolated=False)["task_2"]
+        assert second.get_detections() == "later"
+    finally:
+        for n in ("task_2", "helpers"):
+            sys.modules.pop(n, None)
+        sys.modules.update(saved_modules)
+        sys.path[:] = saved_path
+        sys.meta_path[:] = saved_meta

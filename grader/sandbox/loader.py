@@ -141,7 +141,12 @@ def load_modules(directory: Path | str, names: Iterable[str], *, isolated: bool 
         if installed:
             sys.meta_path.insert(0, finder)
         local = _local_modules(directory)
-        saved = {n: m for n, m in sys.modules.items() if _belongs(n, local)}
+        # Isolated: the folder's modules are imported afresh and the previous ones put back afterwards.
+        # Not isolated (the worker): a module this folder's files imported earlier stays, so that
+        # trainer's ``import utils`` and a later import of ``utils`` are the same module; one of that
+        # name from another folder (the reference's, in a --no-sandbox run) is dropped.
+        saved = {n: m for n, m in sys.modules.items()
+                 if _belongs(n, local) and (isolated or not _from_folder(m, directory))}
         for n in saved:
             del sys.modules[n]
         sys.path.insert(0, str(directory))
@@ -172,14 +177,27 @@ def load_modules(directory: Path | str, names: Iterable[str], *, isolated: bool 
     return modules
 
 
+def _from_folder(module: ModuleType, directory: Path) -> bool:
+    """Whether ``module`` was imported from a file under ``directory`` (a resolved path)."""
+    filename = getattr(module, "__file__", None)
+    if not filename:
+        return False
+    try:
+        return Path(filename).resolve().is_relative_to(directory)
+    except OSError:
+        return False
+
+
 def _import_one(name: str, directory: Path, on_error: bool) -> ModuleType:
     path = directory / f"{name}.py"
     try:
         return importlib.import_module(name)
-    except SyntaxError:
-        raise
     except (Exception, SystemExit) as original:
-        if not (on_error and "." not in name and path.is_file()):
+        # The file's own syntax error is never hidden; a sibling's (``import trainer``) is left out as the
+        # definitions-only import leaves out any failing sibling import.
+        own_syntax_error = isinstance(original, SyntaxError) and (
+            not original.filename or Path(original.filename).resolve() == path.resolve())
+        if own_syntax_error or not (on_error and "." not in name and path.is_file()):
             raise
         sys.modules.pop(name, None)
         try:
@@ -235,6 +253,17 @@ def _kept_statement(node: ast.stmt, libraries: set[str]) -> bool:
     return False
 
 
+def _imports_sibling(node: ast.stmt, folder: Path) -> bool:
+    """Whether ``node`` imports a flat module of ``folder`` (``import trainer``, ``from utils import ARGS``)."""
+    if isinstance(node, ast.Import):
+        names = [alias.name for alias in node.names]
+    elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+        names = [node.module]
+    else:
+        return False
+    return any((folder / f"{n.split('.')[0]}.py").is_file() for n in names)
+
+
 def import_definitions(name: str, path: Path | str) -> tuple[ModuleType, list[str]]:
     """Import a script-style course file as its definitions only.
 
@@ -243,7 +272,8 @@ def import_definitions(name: str, path: Path | str) -> tuple[ModuleType, list[st
     (assignments whose calls are only to builtins or to attributes of imported libraries) in
     order, and leaves out everything else: the ``if __name__ == "__main__":`` block, bare calls,
     loops. A kept constant that raises (e.g. a data set path that does not exist here) is left
-    out too.
+    out too, and so is an import of a sibling file of the folder that raises (``import trainer``
+    in ``train_q2.py`` when ``trainer.py`` is broken: it is graded, and blamed, on its own).
 
     Args:
         name: the module's name (``"task_2"``); the module is put in ``sys.modules`` under it.
@@ -287,10 +317,11 @@ def _exec_definitions(module: ModuleType, path: Path) -> list[str]:
             left_out.append(describe(node))
             continue
         code = compile(ast.Module(body=[node], type_ignores=[]), str(path), "exec")
-        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) or _imports_sibling(node, path.parent):
             try:
                 exec(code, module.__dict__)  # noqa: S102 - the student's own file, in the worker
-            except Exception:  # noqa: BLE001 - a constant that cannot be built here is left out
+            except Exception:  # noqa: BLE001 - a constant that cannot be built here (or a sibling file that
+                # fails to import: it is graded, and blamed, on its own) is left out
                 left_out.append(describe(node) + " (raised here, left out)")
             continue
         exec(code, module.__dict__)  # noqa: S102
@@ -320,6 +351,19 @@ class DefinitionsFinder(importlib.abc.MetaPathFinder):
 
     def find_spec(self, fullname: str, path: object = None, target: object = None):
         candidate = self.directory / f"{fullname}.py"
-        if fullname in self.names and candidate.is_file():
+        if fullname in self.names and candidate.is_file() and self._first_on_path(fullname):
             return importlib.util.spec_from_file_location(fullname, candidate, loader=_DefinitionsLoader(candidate))
         return None
+
+    def _first_on_path(self, fullname: str) -> bool:
+        """Whether a plain ``import fullname`` would find this folder's file: no folder before it on
+        ``sys.path`` holds one (in a --no-sandbox run another submission's folder may come first)."""
+        mine = self.directory.resolve()
+        for entry in sys.path:
+            folder = Path(entry or ".")
+            if (folder / f"{fullname}.py").is_file() or (folder / fullname / "__init__.py").is_file():
+                try:
+                    return folder.resolve() == mine
+                except OSError:
+                    return False
+        return False
