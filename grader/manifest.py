@@ -225,6 +225,12 @@ class Manifest:
         return tuple(_module_name(f) for f in self.student_files if f.endswith(".py"))
 
     @property
+    def optional_modules(self) -> tuple[str, ...]:
+        """Module names of the ``.py`` files of ``optional_files``: a student's file that only some
+        profiles grade (a missing one is not reported; a test that uses it fails on its own)."""
+        return tuple(_module_name(f) for f in self.optional_files if f.endswith(".py"))
+
+    @property
     def definitions_only_modules(self) -> tuple[str, ...]:
         """Module names of ``grading.definitions_only`` (``"task_2"`` for ``task_2.py``)."""
         return tuple(_module_name(f) for f in self.grading.definitions_only)

@@ -821,6 +821,7 @@ class SessionState:
                 directory = prepared.directory
                 extra = [m[:-3] for m in prepared.extra_modules]
             modules = list(manifest.student_modules) + list(manifest.provided_modules) + extra
+            modules += [m for m in manifest.optional_modules if (Path(directory) / f"{m}.py").is_file()]
             if sandbox_enabled(self.config):
                 from grader.sandbox.process import ProcessConnection, SandboxSettings
 
@@ -857,6 +858,7 @@ class SessionState:
             from grader.student import ReferenceCode
 
             names = list(manifest.student_modules) + list(manifest.provided_modules)
+            names += [m for m in manifest.optional_modules if (manifest.reference_dir / f"{m}.py").is_file()]
             modules = load_modules(manifest.reference_dir, names, isolated=True)
             ref = self._references[manifest.name] = ReferenceCode(modules, manifest)
         return ref

@@ -31,7 +31,8 @@ class StudentCode:
     def __init__(self, connection: Connection, manifest: Manifest):
         self._connection = connection
         self._manifest = manifest
-        self._modules = frozenset(manifest.student_modules) | frozenset(manifest.provided_modules)
+        self._modules = (frozenset(manifest.student_modules) | frozenset(manifest.optional_modules)
+                         | frozenset(manifest.provided_modules))
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):

@@ -49,6 +49,11 @@ def test_bad_manifests_are_explained(tmp_path, text, message):
         load_manifest(write(tmp_path, text))
 
 
+def test_optional_files_give_optional_modules(tmp_path):
+    manifest = load_manifest(write(tmp_path, GOOD + 'optional_files = ["metrics.py", "notes.md"]\n'))
+    assert manifest.optional_modules == ("metrics",) and manifest.student_modules == ("a",)
+
+
 def test_profiles(tmp_path):
     text = GOOD.replace("points = 5", "points = 5\ndefault_profile = \"course\"") + \
         '[profiles.course]\npoints = 5\n[profiles.extended]\ntitle = "more"\npoints = 7.5\nparts = ["main", "extra"]\n'

@@ -114,6 +114,24 @@ def test_module_proxy_calls_iterates_and_passes_handles_back(conn):
     assert requires == [True] * 4
 
 
+def test_a_second_proxy_of_one_object_dying_leaves_the_first_working(conn):
+    """``model.train()`` returns ``model``: the worker answers with the id it already gave it, so one
+    object has two proxies; the first must keep working when the second is collected."""
+    import gc
+
+    mod = conn.import_module("mod")
+    model = mod.Net()
+    again = model.train()
+    assert type_name(again) == "mod.Net"
+    del again
+    gc.collect()
+    model.eval()  # the next request carries the pending releases
+    assert module_info(model)["training"] is False and num_parameters(model) == 12
+    del model
+    gc.collect()
+    assert conn.import_module("mod").Net() is not None
+
+
 def test_datasets_loaders_and_generators(conn):
     mod = conn.import_module("mod")
     dataset = mod.Squares()
