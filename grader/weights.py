@@ -75,6 +75,19 @@ def _cached(builder: str, cache: Path) -> Path:
     return path
 
 
+def stand_in_state_dict(builder: str, cache: Path | None = None) -> dict:
+    """The state dict the stand-in checkpoints of ``builder`` hold (what ``weights=...`` loads in grading).
+
+    Raises:
+        WeightsError: for a builder without torchvision weights.
+    """
+    import torch
+
+    checkpoint_names(builder)  # an unknown builder fails with its name
+    path = _cached(builder, Path(cache) if cache is not None else cache_dir())
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def seed_torch_home(torch_home: Path | str, builders: list[str] | tuple[str, ...],
                     cache: Path | None = None) -> list[Path]:
     """Put every checkpoint file of ``builders`` under ``torch_home/hub/checkpoints``.

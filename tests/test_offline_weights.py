@@ -90,3 +90,15 @@ def test_a_sandboxed_worker_builds_pretrained_models_from_its_seeded_home(tmp_pa
     from torchvision import models
 
     assert value == pytest.approx(models.resnet18(weights=None).fc.weight.sum().item(), abs=1e-4)
+
+
+def test_stand_in_state_dict_is_what_the_starter_loads(offline, tmp_path):
+    from torchvision import models
+
+    from grader.weights import stand_in_state_dict
+
+    state = stand_in_state_dict("resnet18", cache=tmp_path / "cache")
+    loaded = models.resnet18(weights="IMAGENET1K_V1").state_dict()
+    assert set(state) == set(loaded) and all(torch.equal(state[k], loaded[k]) for k in state)
+    with pytest.raises(WeightsError, match="'not_a_model'"):
+        stand_in_state_dict("not_a_model", cache=tmp_path / "cache")
