@@ -7,7 +7,7 @@ A CHECKOUT is a folder, or a git directory without a work tree (what the search 
 brings: ``/work/.mirror/<owner>+<name>/repo``), whose ``--subdir`` holds the student's files as the
 course laid them out. Each is copied to a scratch folder (a git directory is read with
 ``git archive``), graded by ``grader.api.grade`` with the whole suite, and listed with its score
-and each test that lost points, with the first line of what the grader said. Whether a lost
+and each test that lost points, with the first line of what the grader said (after its "Called ..." line). Whether a lost
 point is the student's bug or the grader's is for a person to decide: the table has a column for
 it. Nothing of the checkouts is written inside the project unless ``--out`` points there (the
 table holds test names and the grader's messages, not their code).
@@ -133,7 +133,9 @@ def grade_checkout(assignment: str, checkout: Path, subdir: str, scratch: Path, 
     for test in result.tests:
         missing = float(test.get("max_score", 0.0)) - float(test.get("score", 0.0))
         if missing > 1e-9:
-            first = next((line.strip() for line in str(test.get("output", "")).splitlines() if line.strip()), "")
+            lines = [line.strip() for line in str(test.get("output", "")).splitlines() if line.strip()]
+            # "Called f(...)" says where; the line after it says what was wrong.
+            first = next((line for line in lines if not line.startswith("Called ")), lines[0] if lines else "")
             lost.append((str(test.get("name", "")), missing, first[:160]))
     return Graded(_label(checkout), result.score, result.max_score, lost, str(result.results.get("output", "")))
 
