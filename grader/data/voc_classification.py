@@ -32,7 +32,9 @@ from grader.data.voc import (
     make_voc,
 )
 
-READINGS = ("all", "any")
+# "any" first: the S24 starter's words ("weight[i] = 0 iff an object of class i has the `difficult` attribute
+# set to 1"); "all" is VOC's own convention (a class counts when one of its objects is not difficult).
+READINGS = ("any", "all")
 
 
 def write_voc_images(root: Path | str, images: list[VOCImage], split: str, *, seed: int = 0,

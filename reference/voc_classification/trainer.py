@@ -1,8 +1,9 @@
-"""Training loop with TensorBoard logging, and the multi-label loss.
+"""Training loop with TensorBoard logging, and the multi-label loss written in it.
 
-Mirrors ``q1_q2_classification/trainer.py`` of CMU 16-824 (Spring 2024); the
-loss, which the handout writes inline, is its own function so that it can be
-tested.
+Mirrors ``q1_q2_classification/trainer.py`` of CMU 16-824 (Spring 2024). The
+loss is written where the starter leaves its TODO, inline in ``train()``; the
+grader grades it through ``train()`` (the ``Loss/train`` values it logs and the
+gradients it sends into the model).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import torch
 import utils
 from torch.utils.tensorboard import SummaryWriter
+from voc_dataset import VOCDataset  # noqa: F401 - the starter's import
 
 
 def save_this_epoch(args, epoch):
@@ -22,62 +24,35 @@ def save_this_epoch(args, epoch):
 
 
 def save_model(epoch, model_name, model):
-    """Write ``checkpoint-{model_name}-epoch{epoch + 1}.pth`` (the state dict) in the current folder."""
+    """Write ``checkpoint-{model_name}-epoch{epoch + 1}.pth`` (the whole model, as the starter) in the current folder."""
     filename = f"checkpoint-{model_name}-epoch{epoch + 1}.pth"
     print("saving model at ", filename)
-    torch.save(model.state_dict(), filename)
-
-
-def multilabel_loss(output, target, wgt):
-    """Weighted binary cross-entropy of multi-label logits, written by hand.
-
-    For every image ``n`` and class ``c`` with logit ``x``, label ``y`` and
-    weight ``w``::
-
-        l = w * -(y * log(sigmoid(x)) + (1 - y) * log(1 - sigmoid(x)))
-
-    and the loss is the mean of ``l`` over all ``N * C`` entries (entries of
-    weight 0 contribute 0 to the sum and nothing to the gradient). This equals
-    ``F.binary_cross_entropy_with_logits(output, target, weight=wgt)``, but do
-    not use torch's loss functions: write it with elementary operations that
-    neither overflow nor lose precision, e.g. ``max(x, 0) - x * y +
-    log(1 + exp(-|x|))``, so that logits of +-1e4 give finite values and
-    gradients. (Dividing the weighted sum by ``wgt.sum()`` instead of ``N * C``
-    is accepted too.)
-
-    Args:
-        output (Tensor[N, C]): logits, float.
-        target (Tensor[N, C]): labels in {0, 1} (any float in [0, 1] works).
-        wgt (Tensor[N, C]): non-negative weights.
-
-    Returns:
-        Tensor[] : the loss, a 0-dim tensor of the dtype of ``output``,
-        differentiable with respect to ``output``.
-    """
-    # BEGIN SOLUTION
-    # torch.maximum sends half the gradient each way at a tie, so the derivative at x = 0 is exact.
-    positive_part = torch.maximum(output, torch.zeros_like(output))
-    elementwise = positive_part - output * target + torch.log1p(torch.exp(-output.abs()))
-    return (elementwise * wgt).mean()
-    # END SOLUTION
+    torch.save(model, filename)
 
 
 def train(args, model, optimizer, scheduler=None, model_name="model"):
-    """Train ``model`` on VOC ``trainval`` and evaluate it on ``test``.
+    """Train ``model`` on VOC ``trainval`` and evaluate it on ``test`` (the starter's loop).
 
-    Logs to TensorBoard (``SummaryWriter(args.log_dir)``; None writes under
-    ``runs/``): every ``args.log_every`` iterations the scalar ``Loss/train``
-    and, for every parameter ``name`` of the model that has a gradient, a
-    histogram of that gradient under the tag ``f"{name}/grad"``; every
-    ``args.val_every`` iterations the scalar ``map``; after every epoch, when a
-    scheduler is given, ``scheduler.step()`` and the scalar ``learning_rate``
-    (the learning rate of the next epoch). Saves checkpoints as
-    ``save_this_epoch`` says, and closes the writer at the end so that every
-    event is on disk.
+    The loss (the TODO): for every image ``n`` and class ``c`` with logit
+    ``x = output[n, c]``, label ``y = target[n, c]`` and weight ``w = wgt[n, c]``::
+
+        l = w * -(y * log(sigmoid(x)) + (1 - y) * log(1 - sigmoid(x)))
+
+    reduced to one number (here the mean over the ``N * C`` entries; dividing
+    by ``wgt.sum()``, by ``N``, or averaging each image's weighted mean are
+    accepted too), written without torch's built-in loss functions and without
+    overflow or ``log(0)``: ``max(x, 0) - x * y + log(1 + exp(-|x|))``. Entries
+    of weight 0 (``difficult``) add nothing to the loss and get no gradient.
+
+    Logs to TensorBoard (``SummaryWriter()``, under ``runs/``): every
+    ``args.log_every`` iterations the scalar ``Loss/train`` and a histogram of
+    every parameter's gradient (``f"{name}/grad"``); every ``args.val_every``
+    iterations the scalar ``map``; after every epoch, with a scheduler, the
+    scalar ``learning_rate``.
 
     Args:
         args (ARGS): hyper-parameters.
-        model (nn.Module): maps Tensor[B, 3, inp_size, inp_size] to logits Tensor[B, 20].
+        model (nn.Module): maps Tensor[B, 3, H, W] to logits Tensor[B, 20].
         optimizer (torch.optim.Optimizer): over ``model.parameters()``.
         scheduler: a learning-rate scheduler stepped once per epoch, or None.
         model_name (str): used in checkpoint file names.
@@ -86,40 +61,48 @@ def train(args, model, optimizer, scheduler=None, model_name="model"):
         tuple: ``(ap, map)`` of the trained model on the test split
         (``utils.eval_dataset_map``).
     """
-    writer = SummaryWriter(log_dir=getattr(args, "log_dir", None))
-    data_dir = getattr(args, "data_dir", "data/VOCdevkit/VOC2007/")
-    num_workers = getattr(args, "num_workers", 4)
-    train_loader = utils.get_data_loader("voc", train=True, batch_size=args.batch_size, split="trainval",
-                                         inp_size=args.inp_size, data_dir=data_dir, num_workers=num_workers)
-    test_loader = utils.get_data_loader("voc", train=False, batch_size=args.test_batch_size, split="test",
-                                        inp_size=args.inp_size, data_dir=data_dir, num_workers=num_workers)
+    writer = SummaryWriter()
+    train_loader = utils.get_data_loader(
+        "voc", train=True, batch_size=args.batch_size, split="trainval", inp_size=args.inp_size)
+    test_loader = utils.get_data_loader(
+        "voc", train=False, batch_size=args.test_batch_size, split="test", inp_size=args.inp_size)
 
     # Ensure model is in correct mode and on right device
     model.train()
     model = model.to(args.device)
 
     cnt = 0
+
     for epoch in range(args.epochs):
         for batch_idx, (data, target, wgt) in enumerate(train_loader):
             data, target, wgt = data.to(args.device), target.to(args.device), wgt.to(args.device)
 
             optimizer.zero_grad()
             output = model(data)
+
+            # TODO: Implement a suitable loss function for multi-label classification. You are NOT
+            # allowed to use any pytorch built-in functions. Remember to take care of underflows /
+            # overflows. Inputs: `output` (logits), `target` (labels), `wgt` (weights, difficult or not).
+            # BEGIN PROMPT
+            # loss = 0
+            # END PROMPT
             # BEGIN SOLUTION
-            loss = multilabel_loss(output, target, wgt)
+            # torch.maximum sends half the gradient each way at a tie, so the derivative at x = 0 is exact.
+            positive_part = torch.maximum(output, torch.zeros_like(output))
+            elementwise = positive_part - output * target + torch.log1p(torch.exp(-output.abs()))
+            loss = (elementwise * wgt).mean()
             # END SOLUTION
+
             loss.backward()
 
             if cnt % args.log_every == 0:
                 writer.add_scalar("Loss/train", loss.item(), cnt)
-                print(f"Train Epoch: {epoch} [{cnt} ({100.0 * batch_idx / len(train_loader):.0f}%)]\t"
-                      f"Loss: {loss.item():.6f}")
-                # TODO: a histogram of the gradient of every parameter, tag f"{name}/grad"
-                # BEGIN SOLUTION
-                for name, param in model.named_parameters():
-                    if param.grad is not None:
-                        writer.add_histogram(f"{name}/grad", param.grad.detach().cpu(), cnt)
-                # END SOLUTION
+                print(f"Train Epoch: {epoch} [{cnt} ({100. * batch_idx / len(train_loader):.0f}%)]\tLoss: {loss.item():.6f}")
+
+                # Log gradients
+                for tag, value in model.named_parameters():
+                    if value.grad is not None:
+                        writer.add_histogram(tag + "/grad", value.grad.cpu().numpy(), cnt)
 
             optimizer.step()
 
@@ -134,18 +117,16 @@ def train(args, model, optimizer, scheduler=None, model_name="model"):
             cnt += 1
 
         if scheduler is not None:
-            # TODO: step the scheduler and log the scalar "learning_rate"
-            # BEGIN SOLUTION
             scheduler.step()
             writer.add_scalar("learning_rate", scheduler.get_last_lr()[0], cnt)
-            # END SOLUTION
 
         # save model
         if save_this_epoch(args, epoch):
             save_model(epoch, model_name, model)
 
     # Validation iteration
-    model.eval()
+    test_loader = utils.get_data_loader(
+        "voc", train=False, batch_size=args.test_batch_size, split="test", inp_size=args.inp_size)
     ap, map = utils.eval_dataset_map(model, args.device, test_loader)
     writer.close()
     return ap, map

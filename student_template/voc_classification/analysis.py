@@ -176,14 +176,18 @@ def _load_model(kind, checkpoint, inp_size):
 
         model, layer = SimpleCNN(len(CLASS_NAMES), inp_size=inp_size, c_dim=3), "fc1"
     if checkpoint:
-        model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)  # trainer.save_model: the whole model
+        if isinstance(saved, nn.Module):
+            model = saved
+        else:
+            model.load_state_dict(saved)
     return model.eval(), layer
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=("resnet", "caffenet", "simple"), default="resnet")
-    parser.add_argument("--checkpoint", default=None, help="state dict written by trainer.save_model")
+    parser.add_argument("--checkpoint", default=None, help="model (or state dict) written by trainer.save_model")
     parser.add_argument("--data-dir", default="data/VOCdevkit/VOC2007/")
     parser.add_argument("--inp-size", type=int, default=224)
     parser.add_argument("--count", type=int, default=1000, help="test images in the t-SNE")
