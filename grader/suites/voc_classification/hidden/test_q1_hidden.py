@@ -1,78 +1,73 @@
-"""Q1 hidden tests: harder annotation folders, loss gradients, no built-in loss."""
+"""Q1 hidden tests (16-824 S24): crowded annotation folders, the loss on random cases, no built-in losses."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
-import torch.nn.functional as F
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from grader.compare import assert_close, check, describe_call
+from grader.compare import GradingFailure, check
 from grader.data.voc import make_voc
-from grader.student import value_and_grad
+from grader.data.voc_course import NUM_CLASSES, LossCase, describe_mismatch, matching_reduction, voc_root
 
 
 @pytest.mark.weight(1)
 @pytest.mark.number("1.3")
-def test_preload_anno_many_difficult_objects(student, sandbox_tmp_path, check_annotations):
+def test_preload_anno_many_difficult_objects(student, sandbox_tmp_path, voc_dataset, check_annotations):
     """preload_anno: crowded images with many difficult objects"""
-    root = sandbox_tmp_path / "VOC2007"
+    root = voc_root(sandbox_tmp_path)
     folder = make_voc(root, {"test": 40}, seed=21, difficult_rate=0.5, objects_per_image=(2, 6))
-    dataset = student.voc_dataset.VOCDataset("test", 32, data_dir=str(root))
-    images = [folder.images[i] for i in folder.splits["test"]]
-    check_annotations(dataset.preload_anno(), images,
-                      describe_call("VOCDataset('test', 32, data_dir=...).preload_anno"))
+    built = voc_dataset("test", 32, root)
+    call = f"{built.how}.preload_anno()"
+    got = built.dataset.preload_anno() if built.bare else built.dataset.anno_list
+    check_annotations(got, [folder.images[i] for i in folder.splits["test"]], call)
 
 
-gradient_cases = st.integers(1, 5).flatmap(lambda n: st.integers(1, 20).flatmap(lambda c: st.tuples(
-    st.lists(st.one_of(st.floats(-1e4, 1e4, width=32), st.floats(-20, 20, width=32)).filter(lambda v: v != 0),
-             min_size=n * c, max_size=n * c),
-    st.lists(st.sampled_from([0.0, 1.0]), min_size=n * c, max_size=n * c),
-    st.just((n, c)))))
+def random_case(seed: int) -> LossCase:
+    """Random logits up to +-6, random labels and weights, batches of 7 and 4.
+
+    (Beyond about 6, 1 - sigmoid(x) keeps few digits in float32: a loss written the handout's way with
+    log(1 - sigmoid(x)) is right but no longer within 1e-4; the extremes are test 1.9's.)
+    """
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(11, NUM_CLASSES, generator=g) * 3
+    logits = logits.clamp(-6, 6)
+    labels = (torch.rand(11, NUM_CLASSES, generator=g) < 0.35).float()
+    labels[0], labels[1] = 1.0, 0.0
+    weights = (torch.rand(11, NUM_CLASSES, generator=g) > 0.15).float()
+    weights[:, 0] = 1.0
+    return LossCase(logits, labels, weights, 7, f"11 random images (seed {seed}, batches of 7, 4), logits in "
+                                                "[-6, 6], about 15 % of the weights 0")
+
+
+@pytest.mark.weight(1)
+@pytest.mark.number("1.10")
+@pytest.mark.sandbox(call_timeout=180)
+def test_loss_random_cases(student, train_run):
+    """the loss in train(): value and gradient on random logits, labels and weights"""
+    for seed in (31, 32):
+        case = random_case(seed)
+        run = train_run(case)
+        run.raise_error()
+        if matching_reduction(run, case) is None:
+            raise GradingFailure(f"Called {run.call}\nThe loss is not the weighted binary cross-entropy of the "
+                                 "logits:\n" + describe_mismatch(run, case))
 
 
 @pytest.mark.weight(1)
 @pytest.mark.number("1.11")
-@settings(max_examples=20)
-@given(gradient_cases)
-def test_loss_gradient_matches_oracle(student, case):
-    """multilabel_loss gradient equals the float64 oracle's (random logits up to +-1e4)"""
-    logits, labels, shape = case
-    output = torch.tensor(logits, dtype=torch.float32).reshape(shape)
-    target = torch.tensor(labels).reshape(shape)
-    weight = torch.ones(shape)
-    call = describe_call("multilabel_loss", output, target, weight) + " backward"
-    _, (grad,) = value_and_grad(student.trainer.multilabel_loss, output, target, weight, wrt=(0,))
-    check(grad is not None, "the loss has no gradient with respect to the logits", call=call)
-    reference = output.double().requires_grad_(True)
-    F.binary_cross_entropy_with_logits(reference, target.double()).backward()
-    assert_close(grad, reference.grad.float(), call=call, rtol=1e-4, atol=1e-7, what="d loss / d output",
-                 hint="the gradient of the mean BCE is (sigmoid(x) - y) / (N * C); check for overflow")
-
-
-@pytest.mark.weight(1)
-@pytest.mark.number("1.12")
-def test_loss_without_builtin_loss_functions(student):
-    """multilabel_loss is written by hand (torch's BCE functions are not used)"""
-    functional = student.import_library("torch.nn.functional")
-    torch_module = student.import_library("torch")
-    g = torch.Generator().manual_seed(5)
-    output, target = torch.randn(4, 20, generator=g), (torch.rand(4, 20, generator=g) < 0.3).float()
-    weight = torch.ones(4, 20)
-    expected = F.binary_cross_entropy_with_logits(output.double(), target.double())
-    banned = [(functional, "binary_cross_entropy_with_logits"), (functional, "binary_cross_entropy"),
-              (torch_module, "binary_cross_entropy_with_logits")]
-    saved = [(module, name, getattr(module, name)) for module, name in banned]
-    try:
-        for module, name, _ in saved:
-            setattr(module, name, None)
-        got = student.trainer.multilabel_loss(output, target, weight)
-    except Exception as exc:  # noqa: BLE001 - calling a removed function fails with a TypeError
-        raise AssertionError(f"multilabel_loss failed once torch's binary cross-entropy functions were removed "
-                             f"({exc}); the handout asks for the loss without torch's built-in losses") from None
-    finally:
-        for module, name, value in saved:
-            setattr(module, name, value)
-    assert_close(got, expected.float(), call=describe_call("multilabel_loss", output, target, weight), rtol=1e-4,
-                 atol=1e-6, check_dtype=False, what="loss")
+@pytest.mark.sandbox(call_timeout=180)
+def test_loss_without_builtin_loss_functions(student, train_run, banned_losses):
+    """the loss in train() is written by hand: it runs with torch's loss functions and classes removed"""
+    case = random_case(33)
+    run = train_run(case, banned=banned_losses)
+    if run.error is not None:
+        raise GradingFailure(f"Called {run.call}, with torch's loss functions removed (torch.nn.functional's "
+                             "*_loss, binary_cross_entropy*, cross_entropy, and torch.nn's *Loss classes)\n"
+                             f"Your train() raised {run.error.type_name}: {run.error.message}\nHint: the handout "
+                             "says 'You are NOT allowed to use any pytorch built-in functions' for the loss: write "
+                             "it with elementary operations (torch.exp, torch.log, ...)")
+    check(all(math.isfinite(v) for v in run.losses), f"Loss/train was {run.losses}", call=run.call)
+    if matching_reduction(run, case) is None:
+        raise GradingFailure(f"Called {run.call}, with torch's loss functions removed\n" + describe_mismatch(run, case))

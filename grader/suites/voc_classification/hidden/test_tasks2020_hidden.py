@@ -1,13 +1,17 @@
-"""2020 edition hidden tests: CaffeNet sizes and dropout, weight-loading reports, retrieval edge cases."""
+"""2020 edition hidden tests (part ``tasks2020``): CaffeNet sizes and dropout, weight-loading reports, retrieval
+edge cases, the t-SNE embedding."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from grader.compare import assert_close, assert_equal, check, describe_call
 from grader.student import student_raises
+
+pytestmark = pytest.mark.part("tasks2020")
 
 
 @pytest.mark.weight(1)
@@ -106,3 +110,25 @@ def test_extract_features_in_eval_mode(student, set_mode):
     expected = F.conv2d(F.conv2d(images, w1, b1), w2, b2).flatten(1)
     assert_close(got, expected, call=call, atol=1e-5, hint="call model.eval() while extracting (dropout off)")
     check(model.training is True, "the model was left in evaluation mode; restore its mode", call=call)
+
+
+@pytest.mark.weight(1)
+@pytest.mark.number("3.14")
+def test_tsne_embedding_separates_clusters(student):
+    """tsne_embedding: 2-D, deterministic for a seed, keeps separated clusters apart"""
+    g = torch.Generator().manual_seed(10)
+    centres = torch.randn(3, 16, generator=g) * 20
+    features = torch.cat([centres[k] + torch.randn(15, 16, generator=g) for k in range(3)])
+    cluster = np.repeat(np.arange(3), 15)
+    call = describe_call("tsne_embedding", features, seed=0)
+    first = student.analysis.tsne_embedding(features, seed=0)
+    second = student.analysis.tsne_embedding(features, seed=0)
+    first, second = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
+    check(first.shape == (45, 2) and bool(np.isfinite(first).all()), f"expected finite [45, 2], got {first.shape}",
+          call=call)
+    check(bool(np.allclose(first, second)), "two calls with seed=0 gave different embeddings", call=call,
+          hint="pass random_state=seed to sklearn.manifold.TSNE")
+    distances = ((first[:, None] - first[None]) ** 2).sum(-1)
+    np.fill_diagonal(distances, np.inf)
+    purity = (cluster[distances.argmin(1)] == cluster).mean()
+    check(bool(purity >= 0.95), f"only {purity:.0%} of the points have a nearest neighbour of their own cluster", call=call)

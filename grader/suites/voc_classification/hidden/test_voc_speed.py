@@ -1,9 +1,11 @@
-"""Hidden speed check of compute_ap against the reference (identical sandboxed workers, ``grader.perf``).
+"""Hidden speed check (part ``extended``) of metrics.compute_ap against the reference (identical sandboxed workers, ``grader.perf``).
 
 5000 rows x 20 classes (the size of VOC 2007 test); every result is checked.
 NumPy's sort dominates the reference, so a Python loop over the entries is only
-~15-20x slower here (not the > 100x of the detection checks): full credit up to
-3x, none from 12x (docs/performance.md has the measurements). The CUDA variant
+12-18x slower here (not the > 100x of the detection checks; 11.9x in the
+sandbox, whose call overhead the reference pays too), and the starter's loop of
+scikit-learn calls over the classes 3.8x (measured on 2 cores, load 0.3): full
+credit up to 3x, none from 8x (docs/performance.md has the measurements). The CUDA variant
 carries no points (compute_ap works on NumPy arrays; it is timed with CUDA
 tensors as inputs where a GPU is available).
 """
@@ -17,11 +19,12 @@ import torch
 from grader.compare import assert_close
 from grader.perf import SpeedPolicy
 
-POLICY = SpeedPolicy(full_at=3.0, none_at=12.0)
+POLICY = SpeedPolicy(full_at=3.0, none_at=8.0)
 ROWS, CLASSES = 5000, 20
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")  # as in the workers, also with --no-sandbox
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"),  # as in the workers, also with --no-sandbox
+              pytest.mark.part("extended")]
 
 
 def ap_inputs(seed: int, as_tensors: bool = False):
@@ -42,13 +45,13 @@ def check_ap(got, expected):
 
 
 CHECKS = {
-    "compute_ap": dict(function="utils.compute_ap", inputs=lambda i: ap_inputs(100 + i), check=check_ap,
+    "compute_ap": dict(function="metrics.compute_ap", inputs=lambda i: ap_inputs(100 + i), check=check_ap,
                        policy=POLICY),
 }
 
 
 @pytest.mark.weight(1)
-@pytest.mark.number("1.14")
+@pytest.mark.number("4.2")
 def test_speed_compute_ap(timing):
     """compute_ap is vectorized: 5000 rows x 20 classes, within 3x of the reference for full credit"""
     timing.grade(**CHECKS["compute_ap"])
@@ -58,5 +61,5 @@ def test_speed_compute_ap(timing):
 @pytest.mark.weight(0)
 def test_speed_cuda_compute_ap(timing):
     """compute_ap speed with CUDA tensors as inputs (not counted: reported only where a GPU is available)"""
-    timing.grade("utils.compute_ap", inputs=lambda i: ap_inputs(100 + i, as_tensors=True), check=check_ap,
+    timing.grade("metrics.compute_ap", inputs=lambda i: ap_inputs(100 + i, as_tensors=True), check=check_ap,
                  policy=POLICY, device="cuda")

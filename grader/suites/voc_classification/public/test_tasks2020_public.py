@@ -1,14 +1,18 @@
-"""2020 edition public tests: MNIST SimpleCNN, CaffeNet, conv1 filters, renamed weights, nearest neighbours."""
+"""2020 edition public tests (part ``tasks2020``): MNIST SimpleCNN, CaffeNet, conv1 filters, renamed weights,
+nearest neighbours, and the t-SNE plot of Q2 (analysis.py)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
 
-from grader.compare import assert_close, assert_equal, check, describe_call
+from grader.compare import assert_close, assert_equal, check, describe_call, first_close
 from grader.student import module_info, num_parameters
+
+pytestmark = pytest.mark.part("tasks2020")
 
 CAFFENET_PARAMETERS = 58_363_284  # conv 34,944 + 614,656 + 885,120 + 1,327,488 + 884,992; fc 37,752,832 + 16,781,312 + 81,940
 
@@ -16,7 +20,7 @@ CAFFENET_PARAMETERS = 58_363_284  # conv 34,944 + 614,656 + 885,120 + 1,327,488 
 @pytest.mark.weight(2)
 @pytest.mark.number("3.1")
 def test_mnist_simple_cnn(student):
-    """SimpleCNN for MNIST: 454,922 parameters, flat_dim 3136, conv-ReLU-pool x2, fc-ReLU-fc"""
+    """SimpleCNN for MNIST: 454,922 parameters, flat_dim 3136, conv-ReLU-pool x2, fc-fc (or fc-ReLU-fc)"""
     call = describe_call("SimpleCNN", num_classes=10, inp_size=28, c_dim=1)
     model = student.simple_cnn.SimpleCNN(num_classes=10, inp_size=28, c_dim=1)
     assert_equal(model.flat_dim, 3136, call=call, what="flat_dim")
@@ -27,10 +31,13 @@ def test_mnist_simple_cnn(student):
     x = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(31))
     h = F.avg_pool2d(F.relu(F.conv2d(x, get["conv1.weight"], get["conv1.bias"], padding=2)), 2)
     h = F.avg_pool2d(F.relu(F.conv2d(h, get["conv2.weight"], get["conv2.bias"], padding=2)), 2)
-    h = F.relu(F.linear(h.flatten(1), get["fc1.weight"], get["fc1.bias"]))
-    expected = F.linear(h, get["fc2.weight"], get["fc2.bias"])
-    assert_close(model(x), expected, call=call + "(x[3, 1, 28, 28])", atol=1e-4, rtol=1e-4,
-                 hint="conv1 -> ReLU -> avgpool -> conv2 -> ReLU -> avgpool -> flatten -> fc1 -> ReLU -> fc2")
+    h = F.linear(h.flatten(1), get["fc1.weight"], get["fc1.bias"])
+    # The S24 starter's fc1 has no non-linearity (get_fc(..., 'none')); the 2020 edition's had a ReLU.
+    readings = [F.linear(h, get["fc2.weight"], get["fc2.bias"]), F.linear(F.relu(h), get["fc2.weight"],
+                                                                           get["fc2.bias"])]
+    got = model(x)
+    assert_close(got, first_close(got, readings, rtol=1e-4, atol=1e-4), call=call + "(x[3, 1, 28, 28])", atol=1e-4,
+                 rtol=1e-4, hint="conv1 -> ReLU -> avgpool -> conv2 -> ReLU -> avgpool -> flatten -> fc1 -> fc2")
 
 
 @pytest.mark.weight(3)
@@ -139,3 +146,72 @@ def test_extract_features_hook(student, set_mode):
     check(model.training is True, "the model was left in evaluation mode; restore its mode", call=call)
     check(len(model[2]._forward_hooks) == 0, "the forward hook is still registered after the call", call=call,
           hint="keep the handle of register_forward_hook and call handle.remove()")
+
+
+# -- 3.12-3.13 t-SNE colours and plot (Q2's t-SNE figure; the S24 starter has no file for it) -----------------------------------------------------------------
+
+def expected_colors(labels, palette):
+    active = labels > 0
+    out = torch.full((labels.shape[0], 3), 0.5, dtype=torch.float64)
+    for row in range(labels.shape[0]):
+        if active[row].any():
+            out[row] = palette.double()[active[row]].mean(0)
+    return out.float()
+
+
+def random_labels(n, g):
+    labels = (torch.rand(n, 20, generator=g) < 0.12).float()
+    labels[0] = 0
+    labels[1, 3] = 1
+    labels[2, :] = 1
+    return labels
+
+
+@pytest.mark.weight(2)
+@pytest.mark.number("3.12")
+def test_label_colors_mean_rule(student):
+    """label_colors: mean colour of the active classes, grey without any"""
+    g = torch.Generator().manual_seed(8)
+    labels, palette = random_labels(25, g), torch.rand(20, 3, generator=g)
+    call = describe_call("label_colors", labels, palette)
+    got = student.analysis.label_colors(labels, palette)
+    assert_close(got, expected_colors(labels, palette), call=call, atol=1e-6, check_dtype=False,
+                 hint="mean of palette[c] over the active classes c of each image; (0.5, 0.5, 0.5) for none")
+
+
+@pytest.mark.weight(2)
+@pytest.mark.number("3.13")
+def test_plot_tsne_colours_and_legend(student, sandbox_tmp_path):
+    """plot_tsne: a PNG whose points have the mean class colours and a legend of the 20 classes"""
+    g = torch.Generator().manual_seed(9)
+    labels, palette = random_labels(30, g), torch.rand(20, 3, generator=g)
+    embedding = (torch.randn(30, 2, generator=g) * 10).double().numpy()
+    names = [f"class{i}" for i in range(20)]
+    path = sandbox_tmp_path / "tsne.png"
+    call = describe_call("plot_tsne", embedding, labels, str(path), class_names=names, palette=palette)
+    fig = student.analysis.plot_tsne(embedding, labels, str(path), class_names=names, palette=palette)
+    check(path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"no PNG was written at {path}",
+          call=call)
+    numpy = student.import_library("numpy")
+    ax = fig.axes[0]
+    points, colours = [], []
+    for collection in ax.collections:
+        offsets = numpy.asarray(collection.get_offsets(), dtype="float64")
+        faces = numpy.asarray(collection.get_facecolors(), dtype="float64")
+        if offsets.ndim != 2 or len(offsets) == 0 or len(faces) == 0:
+            continue
+        points.append(offsets)
+        colours.append(np.broadcast_to(faces, (len(offsets), 4)) if len(faces) == 1 else faces)
+    check(bool(points), "the axes hold no scatter points", call=call)
+    points, colours = np.concatenate(points), np.concatenate(colours)
+    expected = expected_colors(labels, palette).double().numpy()
+    for row in range(30):
+        match = np.nonzero((np.abs(points - embedding[row]) < 1e-9).all(1))[0]
+        check(len(match) >= 1, f"point {row} {embedding[row].tolist()} is not in the scatter plot", call=call)
+        check(np.allclose(colours[match[0], :3], expected[row], atol=2e-3),
+              f"point {row} is drawn in {colours[match[0], :3].round(3).tolist()}, expected the mean colour of "
+              f"its classes {expected[row].round(3).tolist()}", call=call)
+    legend = ax.get_legend()
+    check(legend is not None, "the plot has no legend", call=call, hint="ax.legend(handles=[...], ...)")
+    texts = [t.get_text() for t in legend.get_texts()]
+    check(texts == names, f"expected legend entries {names[:3]}... in class order, got {texts[:5]}...", call=call)
