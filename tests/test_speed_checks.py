@@ -94,7 +94,7 @@ class Workers:
     def code(self, assignment: str, directory: Path | None = None) -> StudentCode:
         manifest = manifests.get(assignment)
         directory = directory or manifest.reference_dir
-        modules = list(manifest.student_modules) + list(manifest.provided_modules)
+        modules = [*manifest.student_modules, *manifest.optional_modules, *manifest.provided_modules]
         if self.sandboxed:
             from grader.sandbox.process import ProcessConnection, SandboxSettings
 
