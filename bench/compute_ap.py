@@ -1,4 +1,4 @@
-"""``compute_ap`` (voc_classification) against scikit-learn's ``average_precision_score`` per class.
+"""``metrics.compute_ap`` (voc_classification, profile extended) against scikit-learn's ``average_precision_score`` per class.
 
     python -m bench.compute_ap [--quick] [--out bench/results/compute_ap.json]
 
@@ -42,12 +42,12 @@ def sklearn_ap(gt, pred, valid) -> np.ndarray:
 
 
 def run(quick: bool = False) -> dict:
-    utils = reference_module("voc_classification", "utils")
+    metrics = reference_module("voc_classification", "metrics")
     rows = []
     for n in QUICK_SIZES if quick else SIZES:
         gt, pred, valid = inputs(n)
-        ours, theirs = utils.compute_ap(gt, pred, valid), sklearn_ap(gt, pred, valid)
-        t_ours = seconds(lambda a=(gt, pred, valid): utils.compute_ap(*a), repeats=5)
+        ours, theirs = metrics.compute_ap(gt, pred, valid), sklearn_ap(gt, pred, valid)
+        t_ours = seconds(lambda a=(gt, pred, valid): metrics.compute_ap(*a), repeats=5)
         t_theirs = seconds(lambda a=(gt, pred, valid): sklearn_ap(*a), repeats=3)
         rows.append({"rows": n, "classes": CLASSES, "reference_ms": t_ours * 1e3, "sklearn_ms": t_theirs * 1e3,
                      "speedup": t_theirs / t_ours, "max_abs_diff": float(np.nanmax(np.abs(ours - theirs)))})
