@@ -92,8 +92,10 @@ def materialize(checkout: Path, subdir: str, into: Path) -> Path:
     A snapshot may list large files (checkpoints) without holding them: those are left out, and
     said so on stderr.
     """
+    into = into / "files"  # a checkout's root (``subdir`` ".") is a fresh folder too
     into.mkdir(parents=True, exist_ok=True)
-    if (checkout / "HEAD").is_file() and not (checkout / subdir).exists():
+    bare_git = (checkout / "HEAD").is_file() and (checkout / "objects").is_dir()
+    if bare_git:
         git = ["git", f"--git-dir={checkout}"]
         listing = subprocess.run([*git, "ls-tree", "-r", "-z", "HEAD", "--", subdir], capture_output=True,
                                  timeout=120, check=True).stdout.decode()

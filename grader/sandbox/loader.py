@@ -234,6 +234,8 @@ def _kept_statement(node: ast.stmt, libraries: set[str]) -> bool:
         return all(_kept_statement(n, libraries) for n in node.body)
     if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
         return True  # a docstring
+    if _configures_parser(node):
+        return True
     if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
         for sub in ast.walk(node.value):
             if isinstance(sub, (ast.Await, ast.Yield, ast.YieldFrom, ast.NamedExpr)):
@@ -253,6 +255,17 @@ def _kept_statement(node: ast.stmt, libraries: set[str]) -> bool:
     return False
 
 
+_PARSER_METHODS = {"add_argument", "add_argument_group", "add_mutually_exclusive_group", "set_defaults"}
+
+
+def _configures_parser(node: ast.stmt) -> bool:
+    """``parser.add_argument(...)`` at the top level: argparse configuration, kept (the starters' scripts
+    declare their hyper-parameters this way, and their functions read ``args``)."""
+    return (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Attribute) and node.value.func.attr in _PARSER_METHODS
+            and isinstance(node.value.func.value, ast.Name))
+
+
 def _imports_sibling(node: ast.stmt, folder: Path) -> bool:
     """Whether ``node`` imports a flat module of ``folder`` (``import trainer``, ``from utils import ARGS``)."""
     if isinstance(node, ast.Import):
@@ -269,8 +282,8 @@ def import_definitions(name: str, path: Path | str) -> tuple[ModuleType, list[st
 
     Students' files often run their work when imported (argparse, building data sets from
     ``data/VOCdevkit``, training). This runs the file's imports, functions, classes and constants
-    (assignments whose calls are only to builtins or to attributes of imported libraries) in
-    order, and leaves out everything else: the ``if __name__ == "__main__":`` block, bare calls,
+    (assignments whose calls are only to builtins or to attributes of imported libraries) and
+    argparse configuration (``parser.add_argument(...)``) in order, and leaves out everything else: the ``if __name__ == "__main__":`` block, bare calls,
     loops. A kept constant that raises (e.g. a data set path that does not exist here) is left
     out too, and so is an import of a sibling file of the folder that raises (``import trainer``
     in ``train_q2.py`` when ``trainer.py`` is broken: it is graded, and blamed, on its own).
@@ -317,7 +330,8 @@ def _exec_definitions(module: ModuleType, path: Path) -> list[str]:
             left_out.append(describe(node))
             continue
         code = compile(ast.Module(body=[node], type_ignores=[]), str(path), "exec")
-        if isinstance(node, (ast.Assign, ast.AnnAssign)) or _imports_sibling(node, path.parent):
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) or _configures_parser(node) or \
+                _imports_sibling(node, path.parent):
             try:
                 exec(code, module.__dict__)  # noqa: S102 - the student's own file, in the worker
             except Exception:  # noqa: BLE001 - a constant that cannot be built here (or a sibling file that
