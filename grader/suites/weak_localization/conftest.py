@@ -6,14 +6,21 @@
   are written under torchvision's file names in the cache the student's process
   uses (its ``TORCH_HOME``), and the test compares against them.
 * ``wl_data``: writes a small synthetic VOC2007 folder with selective-search
-  ``.mat`` files where the student's code can read it.
+  ``.mat`` files where the student's code can read it, at ``data/VOCdevkit/VOC2007``
+  under ``data.course_root`` (where the starter's defaults look: students hard-code it).
+* ``course``: the student's work reached through the F22 starter's own entry points
+  (``VOCDataset`` built from the folder the starter expects, ``task_1.main()`` run up to
+  its ``train()`` call, ``WSDDN.forward`` called with each ``rois`` container and scale the
+  starter leaves open); see :class:`CourseCalls`.
 * ``wl``: comparison helpers whose failures explain themselves.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,11 +29,15 @@ import numpy as np
 import pytest
 import torch
 
-from grader.compare import GradingFailure, check, describe
+from grader.compare import GradingFailure, assert_close, check, describe
+from grader.sandbox.client import StudentCodeError
 
 ALEXNET_CHECKPOINTS = ("alexnet-owt-7be5be79.pth", "alexnet-owt-4df8aa71.pth")
 VOC_CLASSES = ['aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow', 'diningtable',
                'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa', 'train', 'tvmonitor']
+
+
+WEIGHTS_HOME = pytest.StashKey[Path]()  # where alexnet_weights put the stand-ins (linked into course folders)
 
 
 def seeded_alexnet_state(seed: int = 824) -> dict[str, torch.Tensor]:
@@ -54,10 +65,15 @@ def alexnet_weights(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
     folder.mkdir(parents=True, exist_ok=True)
     for path in (home, home / "hub", folder):
         os.chmod(path, 0o777 if path == home else 0o755)
+    # Torch's cache, and the worker's own folder: students load the file the starter names by hand
+    # (torch.load('alexnet-owt-4df8aa71.pth')).
     for name in ALEXNET_CHECKPOINTS:
         if not (folder / name).is_file():
             torch.save(state, folder / name)
             os.chmod(folder / name, 0o644)
+        if not (home / name).exists():
+            (home / name).symlink_to(folder / name)
+    request.config.stash[WEIGHTS_HOME] = home
     return state
 
 
@@ -67,8 +83,9 @@ def wl_data(sandbox_tmp_path: Path):
     from grader.data.weak_localization import make_weak_localization_data
 
     def make(splits: dict[str, int], seed: int = 0, **options: Any):
-        root = sandbox_tmp_path / f"data{seed}"
-        data = make_weak_localization_data(root, splits, seed=seed, **options)
+        root = sandbox_tmp_path / f"course{seed}"
+        data = make_weak_localization_data(root / "data", splits, seed=seed, **options)
+        data.course_root = root  # root/data/VOCdevkit/VOC2007: the starter's default data_dir, from root
         for folder, _dirs, files in os.walk(root):
             os.chmod(folder, 0o755)
             for name in files:
@@ -152,6 +169,34 @@ def check_aps(got: Any, expected_aps: np.ndarray, call: str, *, atol: float = 1e
           call=call)
 
 
+def nms_result(got, call: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(boxes [K, 4], scores [K]) in float64 from tensors, arrays or lists (of boxes / numbers / 0-d tensors)."""
+    check(isinstance(got, (tuple, list)) and len(got) == 2, f"expected (boxes, scores), got {describe(got)}",
+          call=call)
+    try:
+        boxes = torch.as_tensor(np.asarray([np.asarray(b, dtype=np.float64) for b in got[0]], dtype=np.float64))
+        scores = torch.as_tensor(np.asarray([np.asarray(v, dtype=np.float64) for v in got[1]], dtype=np.float64))
+    except (TypeError, ValueError):
+        raise GradingFailure(f"Called {call}\nexpected boxes and scores (tensors, arrays or lists), got "
+                             f"{describe(got)}") from None
+    return boxes.reshape(-1, 4), scores.reshape(-1)
+
+
+def check_nms_result(got, expected_boxes: torch.Tensor, expected_scores: torch.Tensor, call: str) -> None:
+    """The kept boxes and scores, compared by score order (the starter does not fix the order)."""
+    boxes, scores = nms_result(got, call)
+    check(boxes.shape[0] == scores.shape[0], f"{boxes.shape[0]} boxes but {scores.shape[0]} scores", call=call)
+    hint = "drop scores <= 0.05, visit boxes from the highest score, suppress IoU > 0.3 with a kept box"
+    check(boxes.shape[0] == expected_boxes.shape[0],
+          f"expected {expected_boxes.shape[0]} boxes to be kept, got {boxes.shape[0]}", call=call, hint=hint)
+    order = torch.argsort(scores, descending=True, stable=True)
+    expected_order = torch.argsort(expected_scores.double(), descending=True, stable=True)
+    assert_close(scores[order], expected_scores.double()[expected_order], call=call, what="scores (highest first)",
+                 rtol=1e-6, atol=1e-7, hint=hint)
+    assert_close(boxes[order], expected_boxes.double()[expected_order], call=call, what="boxes (by score)",
+                 rtol=1e-6, atol=1e-6, hint=hint)
+
+
 def xavier_std(shape: tuple[int, ...]) -> float:
     receptive = int(np.prod(shape[2:])) if len(shape) > 2 else 1
     return math.sqrt(2.0 / (shape[1] * receptive + shape[0] * receptive))
@@ -179,4 +224,257 @@ def wl() -> SimpleNamespace:
 
     return SimpleNamespace(tensor=_tensor, sorted_rows=sorted_rows, same_box_sets=same_box_sets,
                            sort_detections=sort_detections, check_aps=check_aps, xavier_std=xavier_std,
+                           nms_result=nms_result, check_nms_result=check_nms_result,
                            classes=list(VOC_CLASSES), eval_mode=eval_mode, train_mode=train_mode, _keep=keep)
+
+
+# -- the student's work through the starter's entry points -------------------------------------------
+
+ROI_READINGS = (
+    ("Tensor[K, 4] in pixels", False, "tensor"), ("Tensor[1, K, 4] in pixels", False, "batch"),
+    ("[Tensor[K, 4]] in pixels", False, "list"), ("Tensor[K, 5] (batch index, x1, y1, x2, y2) in pixels", False, "k5"),
+    ("Tensor[K, 4] normalised", True, "tensor"), ("Tensor[1, K, 4] normalised", True, "batch"),
+    ("[Tensor[K, 4]] normalised", True, "list"), ("Tensor[K, 5] normalised", True, "k5"),
+)
+"""How ``WSDDN.forward`` may take the proposals: the starter fixes neither container nor scale
+(its loop's comment says "proposal values should be in pixels", but the student writes that
+loop, and the conversion may sit in it or in ``forward``)."""
+
+
+def roi_argument(boxes: torch.Tensor, image_size: tuple[int, int], reading: tuple) -> Any:
+    """``boxes`` (pixels, [K, 4]) in one of ``ROI_READINGS``."""
+    _name, normalised, container = reading
+    height, width = image_size
+    if normalised:
+        boxes = boxes / torch.tensor([width, height, width, height], dtype=boxes.dtype)
+    if container == "batch":
+        return boxes[None]
+    if container == "list":
+        return [boxes]
+    if container == "k5":
+        return torch.cat([torch.zeros(boxes.shape[0], 1, dtype=boxes.dtype), boxes], 1)
+    return boxes
+
+
+@dataclass
+class WsddnCall:
+    """What ``course.wsddn_forward`` found: the output of the first reading that ran, and every attempt."""
+
+    output: Any = None
+    reading: str = ""
+    attempts: list = field(default_factory=list)  # (reading, error message or None)
+
+
+class CourseCalls:
+    """The student's code reached as the F22 starter reaches it (see the module docstring)."""
+
+    def __init__(self, student: Any, worker_chdir: Any, scratch: Path, weights_home: Path | None = None):
+        self.weights_home = weights_home
+        self.student = student
+        self.chdir = worker_chdir
+        self.scratch = scratch
+        self._counter = iter(range(10**6))
+        self._probes = None
+        self.main_folder: Path | None = None
+
+    def dataset(self, data: Any, split: str, image_size: int, top_n: int) -> Any:
+        """``VOCDataset(split, image_size, top_n, data_dir)`` run from ``data.course_root`` (so that a
+        hard-coded ``data/VOCdevkit/VOC2007/`` finds the same files)."""
+        cls = self.student.voc_dataset.VOCDataset
+        with self.chdir(data.course_root):
+            try:
+                return cls(split=split, image_size=image_size, top_n=top_n, data_dir=str(data.data_dir) + "/")
+            except StudentCodeError as exc:
+                if exc.type_name != "TypeError":
+                    raise
+            return cls(split, image_size, top_n)
+
+    def wsddn_forward(self, net: Any, image: torch.Tensor, boxes: torch.Tensor, *, accept: Any = None,
+                      gt_vec: Any = None, only: str | None = None) -> WsddnCall:
+        """``net(image, rois[, gt_vec])`` with ``rois`` in each reading (or the one named ``only``) until
+        ``accept(output)`` is true (default: an output of shape ``[K, C]`` whose rows are not all equal:
+        a reading the network does not expect pools the same empty cells for every region)."""
+        found = WsddnCall()
+        size = tuple(image.shape[-2:])
+        if accept is None:
+            def accept(out: Any) -> bool:
+                return (isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[0] == boxes.shape[0]
+                        and (out.shape[0] < 2 or not bool(torch.allclose(out, out[:1].expand_as(out)))))
+        for reading in ROI_READINGS:
+            if only is not None and reading[0] != only:
+                continue
+            rois = roi_argument(boxes, size, reading)
+            try:
+                out = net(image, rois) if gt_vec is None else net(image, rois, gt_vec)
+            except StudentCodeError as exc:
+                found.attempts.append((reading[0], f"{exc.type_name}: {(exc.message or '').splitlines()[-1:]}"))
+                continue
+            ok = accept(out)
+            found.attempts.append((reading[0], None if ok else f"gave {describe(out)}"))
+            if ok:
+                found.output, found.reading = out, reading[0]
+                return found
+            if found.output is None:
+                found.output = out
+        return found
+
+    def probes(self) -> Any:
+        """:mod:`grader.data.weak_localization_probes` imported in the student's process (as
+        ``cvgrade_wl_probes``, from a copy in the scratch folder: the worker does not see the grader)."""
+        import shutil
+
+        from grader.data import weak_localization_probes
+
+        folder = self.scratch / "probes"
+        if not (folder / "cvgrade_wl_probes.py").is_file():
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(weak_localization_probes.__file__, folder / "cvgrade_wl_probes.py")
+            folder.chmod(0o755)
+            (folder / "cvgrade_wl_probes.py").chmod(0o644)
+        if self._probes is None:
+            util = self.student.import_library("importlib.util")
+            spec = util.spec_from_file_location("cvgrade_wl_probes", str(folder / "cvgrade_wl_probes.py"))
+            module = util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            self._probes = module
+        return self._probes
+
+    def course_folder(self, data: Any) -> Path:
+        """A writable folder with ``data`` -> the generated ``data`` (main() writes runs/, checkpoints)."""
+        folder = self.scratch / f"course-run-{next(self._counter)}"
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o777)
+        (folder / "data").symlink_to(Path(data.course_root) / "data", target_is_directory=True)
+        if self.weights_home is not None:  # torch.load('alexnet-owt-4df8aa71.pth') from main()'s folder
+            for name in ALEXNET_CHECKPOINTS:
+                if (self.weights_home / name).exists():
+                    (folder / name).symlink_to((self.weights_home / name).resolve())
+        return folder
+
+    def task_2_test_entry(self, dataset: Any, loader: Any) -> str:
+        """The name of task_2's test loop: ``test_model`` (F22), or ``test_net`` (the S22 starter, a script
+        whose module level builds ``train_dataset`` / ``val_dataset`` / ``val_loader`` and starts wandb:
+        those are provided, on the grader's data, when the definitions import left them out)."""
+        builtins = self.student.import_library("builtins")
+        task_2 = self.student.load("task_2")
+        if builtins.hasattr(task_2, "test_model") or not builtins.hasattr(task_2, "test_net"):
+            return "test_model"
+        for name, value in (("train_dataset", dataset), ("val_dataset", dataset), ("val_loader", loader)):
+            if not builtins.hasattr(task_2, name):
+                setattr(task_2, name, value)
+        self.student.import_library("os").environ["WANDB_MODE"] = "disabled"
+        if builtins.hasattr(task_2, "wandb"):
+            task_2.wandb.init(mode="disabled")
+        return "test_net"
+
+    def script_args(self, module: str) -> Any:
+        """``parser.parse_args([])`` of a script's module-level parser (its defaults), or None."""
+        builtins = self.student.import_library("builtins")
+        loaded = self.student.load(module)
+        if not builtins.hasattr(loaded, "parser"):
+            return None
+        try:
+            return loaded.parser.parse_args([])
+        except StudentCodeError:
+            return None
+
+    def task_1_train_call(self, data: Any) -> Any:
+        """Run ``task_1.main()`` (``sys.argv = ['task_1.py']``) until it calls ``train``; return that call.
+
+        ``train`` and ``validate`` are replaced while ``main()`` runs by recorders that stop it, so nothing
+        is trained: what comes back holds the student's own data set, ``collate_fn``, criterion and
+        optimizer, as ``main()`` made them (``call.args`` / ``call.kwargs``).
+        """
+        task_1 = self.student.load("task_1")
+        mock = self.student.import_library("unittest.mock")
+        builtins = self.student.import_library("builtins")
+        sys_module = self.student.import_library("sys")
+        os_module = self.student.import_library("os")
+        stop = builtins.RuntimeError("cvgrade: main() reached train(); nothing is trained")
+        recorder = mock.Mock(side_effect=stop)
+        saved = [(name, builtins.getattr(task_1, name)) for name in ("train", "validate")
+                 if builtins.hasattr(task_1, name)]
+        previous_argv = list(sys_module.argv)
+        os_module.environ["WANDB_MODE"] = "disabled"
+        sys_module.argv = ["task_1.py"]
+        for name, _ in saved:
+            setattr(task_1, name, recorder)
+        error = None
+        self.main_folder = self.course_folder(data)
+        try:
+            with self.chdir(self.main_folder):
+                task_1.main()
+        except StudentCodeError as exc:
+            error = exc
+        finally:
+            for name, value in saved:
+                setattr(task_1, name, value)
+            sys_module.argv = previous_argv
+        if int(recorder.call_count) == 0:
+            detail = (f"it raised {error.type_name}: {(error.message or '').strip()[-300:]}" if error is not None
+                      else "it returned without calling train()")
+            raise GradingFailure(
+                "Called task_1.main() with sys.argv = ['task_1.py'], from a folder holding the course's "
+                "data/VOCdevkit/VOC2007 (train() and validate() replaced by recorders)\n"
+                f"main() should build the data sets, the model, the criterion and the optimizer and call "
+                f"train(train_loader, model, criterion, optimizer, epoch); {detail}")
+        return recorder.call_args
+
+    def run_task_1_train(self, data: Any, batch_size: int = 4) -> tuple[Any, str]:
+        """The student's ``train()`` for one epoch on their own data set (built by their ``main()``), in
+        batches of ``batch_size`` with their ``collate_fn``, with a :class:`RecordingLocalizer` for the
+        model and an optimizer that changes nothing. Returns the probe and a description of the call."""
+        call = self.task_1_train_call(data)
+        args, kwargs = list(call.args), dict(call.kwargs)
+        builtins = self.student.import_library("builtins")
+        names = ("train_loader", "model", "criterion", "optimizer", "epoch")
+        given = {name: args[i] if i < len(args) else kwargs.get(name) for i, name in enumerate(names)}
+        loader = given["train_loader"]
+        check(loader is not None and builtins.hasattr(loader, "dataset"),
+              "main() called train() without a DataLoader as its first argument", call="task_1.main()")
+        data_module = self.student.import_library("torch.utils.data")
+        probes = self.probes()
+        mock = self.student.import_library("unittest.mock")
+        fresh = data_module.DataLoader(loader.dataset, batch_size=batch_size, shuffle=False, num_workers=0,
+                                       collate_fn=loader.collate_fn, drop_last=False)
+        probe = probes.RecordingLocalizer(20, 29, 7)
+        optimizer = mock.MagicMock()
+        replaced = {"train_loader": fresh, "model": probe, "optimizer": optimizer}
+        for i, name in enumerate(names):
+            if name in replaced:
+                if i < len(args):
+                    args[i] = replaced[name]
+                elif name in kwargs:
+                    kwargs[name] = replaced[name]
+        if len(args) < 2 and "model" not in kwargs:
+            raise GradingFailure("main() called train() without the model as its second argument "
+                                 "(the starter's train(train_loader, model, criterion, optimizer, epoch))")
+        with self.chdir(self.main_folder):  # main()'s data set may hold paths relative to it
+            self.student.load("task_1").train(*args, **kwargs)
+        how = (f"task_1.train(...) as main() calls it, on main()'s own training set in batches of {batch_size} "
+               f"(with its collate_fn), a stand-in localizer (fixed score maps [N, 20, 29, 29]) and an optimizer "
+               f"that changes nothing")
+        return probe, how
+
+
+@pytest.fixture
+def course(request, student, sandbox_tmp_path: Path) -> CourseCalls:
+    @contextlib.contextmanager
+    def chdir(path: Path):
+        os_module = student.import_library("os")
+        previous = os_module.getcwd()
+        os_module.chdir(str(path))
+        try:
+            yield
+        finally:
+            os_module.chdir(previous)
+
+    return CourseCalls(student, chdir, sandbox_tmp_path, request.config.stash.get(WEIGHTS_HOME, None))
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(request):
+    if "student" not in request.fixturenames:
+        return
+    student = request.getfixturevalue("student")
+    student.import_library("torch").set_num_threads(1)

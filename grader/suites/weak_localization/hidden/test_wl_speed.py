@@ -27,7 +27,8 @@ WSDDN_IMAGE = 160
 WSDDN_REGIONS = 200
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")  # as in the workers, also with --no-sandbox
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"),  # as in the workers, also with --no-sandbox
+              pytest.mark.part("extended")]  # the starter asks for no speed (nor vectorised code)
 
 def clustered_boxes(seed: int, count: int = 300, objects: int = 15, size: float = 1.0):
     """Proposal-like boxes (normalised coordinates): ``count`` jittered boxes around ``objects`` objects."""

@@ -1,4 +1,12 @@
-"""Public tests of Task 1: LocalizerAlexNet, its loss and metrics, heat maps and boxes (no reference needed)."""
+"""Public tests of Task 1: LocalizerAlexNet, its loss and metrics, heat maps and boxes (no reference needed).
+
+The course's Task 1 (part ``main``) is graded through the F22 starter's own entry points:
+``LocalizerAlexNet`` / ``localizer_alexnet``, the loss that ``main()`` defines and ``train()``
+computes (``course.run_task_1_train``), ``metric1`` / ``metric2`` on 20 classes. This project's
+helper functions (``image_level_scores``, ``localization_loss``, ``upsample_heatmap``,
+``overlay_heatmap``, ``boxes_from_heatmap``) and its dropout reading of Q1.7 are part
+``extended``: the starter has none of them.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +18,7 @@ import torch.nn.functional as F
 import torchvision
 from sklearn.metrics import average_precision_score, recall_score
 
-from grader.compare import assert_close, check, describe, describe_call
+from grader.compare import GradingFailure, assert_close, check, describe, describe_call
 from grader.student import module_info, num_parameters, value_and_grad
 
 
@@ -34,7 +42,7 @@ def test_localizer_output_size(student, wl, batch, size, side):
                "no pooling in forward")
 
 
-@pytest.mark.weight(1)
+@pytest.mark.weight(2)
 @pytest.mark.number("1.2")
 def test_localizer_layers(student):
     """LocalizerAlexNet has AlexNet's conv layers (torchvision names) and the 3-conv classifier"""
@@ -56,6 +64,7 @@ def test_localizer_layers(student):
 
 @pytest.mark.weight(1)
 @pytest.mark.number("1.3")
+@pytest.mark.part("extended")
 def test_image_level_scores(student):
     """image_level_scores: global max pooling of the score maps"""
     maps = torch.randn(3, 20, 5, 7, generator=torch.Generator().manual_seed(3)) * 3
@@ -66,6 +75,7 @@ def test_image_level_scores(student):
 
 @pytest.mark.weight(2)
 @pytest.mark.number("1.4")
+@pytest.mark.part("extended")
 def test_localization_loss(student):
     """localization_loss: max pooling, sigmoid, binary cross-entropy (mean), with its gradient"""
     generator = torch.Generator().manual_seed(4)
@@ -138,22 +148,97 @@ def metric_cases() -> list:
             pytest.param(equal, torch.zeros(5, 4), id="no-positives")]
 
 
+def scalar_result(got, call: str) -> float:
+    """A metric's value: a number, a 0-d tensor or array, or a one-element list (the starter returns [0])."""
+    value = got
+    if isinstance(value, (list, tuple)) and len(value) == 1:
+        value = value[0]
+    try:
+        return float(np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value,
+                                dtype=np.float64).reshape(()))
+    except (TypeError, ValueError):
+        raise GradingFailure(f"Called {call}\nexpected a number, got {describe(got)}") from None
+
+
+def course_metric_cases() -> list:
+    """20 classes as in the course, scores without ties, every image with a positive; classes without one."""
+    cases = []
+    for seed, (images, rate, empty) in enumerate([(16, 0.2, (3, 11)), (32, 0.1, (0, 5, 6, 19))]):
+        generator = torch.Generator().manual_seed(50 + seed)
+        labels = (torch.rand(images, 20, generator=generator) < rate).float()
+        labels[:, list(empty)] = 0
+        labels[torch.arange(images), torch.randint(0, 2, (images,), generator=generator) + 1] = 1
+        scores = torch.randn(images, 20, generator=generator) * 2 + labels
+        cases.append(pytest.param(scores, labels, id=f"{images}-images"))
+    return cases
+
+
 @pytest.mark.weight(2)
 @pytest.mark.number("1.7")
-@pytest.mark.parametrize(("scores", "labels"), metric_cases())
+@pytest.mark.parametrize(("scores", "labels"), course_metric_cases())
 def test_metric1_is_map(student, scores, labels):
-    """metric1: mean average precision over classes with positives (vs scikit-learn)"""
+    """metric1: mean average precision over the classes that have a positive image (vs scikit-learn)"""
+    call = describe_call("metric1", scores, labels)
+    expected = sklearn_map(scores, labels)
+    for name, given in (("scores", scores), ("probabilities", torch.sigmoid(scores))):
+        got = scalar_result(student.task_1.metric1(given, labels), call)
+        check(abs(got - expected) <= 1e-5, f"on {name}: expected {expected:.6g}, got {got:.6g}", call=call,
+              hint="AP of each class (sklearn.metrics.average_precision_score), averaged over the classes with a "
+                   "positive image (a class without one has no AP: leave it out)")
+
+
+@pytest.mark.weight(1)
+@pytest.mark.number("1.8")
+@pytest.mark.parametrize(("scores", "labels"), course_metric_cases())
+def test_metric2_is_a_recall(student, scores, labels):
+    """metric2: a recall (the handout leaves its threshold and averaging open)"""
+    confident = torch.where(labels > 0, 8.0, -8.0)
+    checks = [("perfect scores (+8 on every present class, -8 elsewhere)", confident, 1.0),
+              ("all scores -8", torch.full_like(scores, -8.0), 0.0)]
+    # The starter calls metric2 on whatever train() made of the output: logits or probabilities.
+    failures = {}
+    for inputs, transform in (("probabilities", torch.sigmoid), ("logits", lambda t: t)):
+        for what, given, expected in checks:
+            given = transform(given)
+            call = describe_call("metric2", given, labels)
+            value = scalar_result(student.task_1.metric2(given, labels), call)
+            if abs(value - expected) > 1e-6:
+                failures[inputs] = (f"{what}, given as {inputs}: expected {expected:g}, got {value:.6g}", call)
+                break
+    if len(failures) == 2:
+        message, call = failures["probabilities"]
+        raise GradingFailure(f"Called {call}\n{message}\nHint: recall = present classes predicted present / "
+                             "present classes, at a threshold you choose")
+    base = torch.sigmoid(scores)
+    call = describe_call("metric2", base, labels)
+    first = scalar_result(student.task_1.metric2(base, labels), call)
+    check(0.0 <= first <= 1.0, f"a recall is in [0, 1], got {first:.6g}", call=call)
+    # Recall does not look at the classes an image does not have: changing their scores changes nothing.
+    shuffled = torch.where(labels > 0, base, torch.rand(base.shape, generator=torch.Generator().manual_seed(3)))
+    second = scalar_result(student.task_1.metric2(shuffled, labels), describe_call("metric2", shuffled, labels))
+    check(abs(first - second) <= 1e-6, f"changing only the scores of absent classes changed metric2 from "
+          f"{first:.6g} to {second:.6g}: that is not a recall (precision or accuracy?)", call=call,
+          hint="recall = true positives / (true positives + false negatives): absent classes do not count")
+
+
+@pytest.mark.weight(0.5)
+@pytest.mark.number("1.18")
+@pytest.mark.part("extended")
+@pytest.mark.parametrize(("scores", "labels"), metric_cases())
+def test_metric1_ties_and_edges(student, scores, labels):
+    """metric1 with ties, equal scores and no positives: exactly scikit-learn's (this project's docstring)"""
     got = student.task_1.metric1(scores, labels)
     assert_close(got, sklearn_map(scores, labels), call=describe_call("metric1", scores, labels), rtol=1e-6,
                  atol=1e-6, hint="AP per class as sklearn.metrics.average_precision_score; leave out classes "
                                  "without a positive image; 0.0 when no class has one")
 
 
-@pytest.mark.weight(1)
-@pytest.mark.number("1.8")
+@pytest.mark.weight(0.5)
+@pytest.mark.number("1.19")
+@pytest.mark.part("extended")
 @pytest.mark.parametrize(("scores", "labels"), metric_cases())
 def test_metric2_is_recall_at_half(student, scores, labels):
-    """metric2: recall at probability 0.5, micro-averaged (vs scikit-learn)"""
+    """metric2: recall at probability 0.5, micro-averaged (vs scikit-learn; this project's docstring)"""
     expected = recall_score(labels.numpy().ravel().astype(int), (scores.numpy().ravel() >= 0.5).astype(int),
                             zero_division=0)
     got = student.task_1.metric2(scores, labels)
@@ -163,6 +248,7 @@ def test_metric2_is_recall_at_half(student, scores, labels):
 
 @pytest.mark.weight(1)
 @pytest.mark.number("1.9")
+@pytest.mark.part("extended")
 def test_upsample_heatmap(student):
     """upsample_heatmap: bilinear resize to the image size, then min-max to [0, 1]"""
     score_map = torch.randn(29, 29, generator=torch.Generator().manual_seed(6)) * 5
@@ -179,6 +265,7 @@ def test_upsample_heatmap(student):
 
 @pytest.mark.weight(1)
 @pytest.mark.number("1.10")
+@pytest.mark.part("extended")
 def test_overlay_heatmap(student):
     """overlay_heatmap: blend the colour-mapped heat map over the image"""
     generator = torch.Generator().manual_seed(7)
@@ -191,6 +278,7 @@ def test_overlay_heatmap(student):
 
 @pytest.mark.weight(2)
 @pytest.mark.number("1.11")
+@pytest.mark.part("extended")
 def test_robust_localizer(student, wl):
     """LocalizerAlexNetRobust: same maps, random in training (dropout), deterministic in eval"""
     model = student.AlexNet.localizer_alexnet_robust(pretrained=False)
@@ -224,6 +312,7 @@ def blob_map() -> tuple[torch.Tensor, list[list[float]], list[float]]:
 
 @pytest.mark.weight(2)
 @pytest.mark.number("1.12")
+@pytest.mark.part("extended")
 def test_boxes_from_heatmap_several_blobs(student, wl):
     """boxes_from_heatmap: one box per blob above the threshold, best first"""
     heat, boxes, scores = blob_map()
@@ -243,3 +332,93 @@ def test_boxes_from_heatmap_several_blobs(student, wl):
           hint="box = (min col, min row, max col + 1, max row + 1) of each component, sorted by its largest value")
     assert_close(wl.tensor(got[1], "scores", call, torch.float64).reshape(-1), torch.tensor(scores, dtype=torch.float64),
                  call=call, what="scores", rtol=1e-6, atol=1e-6, hint="a box's score is the largest heat inside it")
+
+
+def label_rows(data, split: str = "trainval") -> set[tuple[int, ...]]:
+    """The image-level label vectors of a generated split (1 for every class with an object, difficult too)."""
+    rows = set()
+    for image_id in data.voc.splits[split]:
+        row = [0] * 20
+        for obj in data.voc.images[image_id].objects:
+            row[VOC_CLASSES.index(obj.name)] = 1
+        rows.add(tuple(row))
+    return rows
+
+
+VOC_CLASSES = ['aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow', 'diningtable',
+               'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa', 'train', 'tvmonitor']
+REDUCTIONS = (("mean over images and classes", lambda n: n * 20), ("sum over classes, mean over images", lambda n: n),
+              ("sum", lambda n: 1), ("mean over classes, sum over images", lambda n: 20))
+
+
+def check_localization_gradient(maps: torch.Tensor, grad: torch.Tensor, labels: set, call: str) -> None:
+    """``grad`` = d loss / d ``maps`` of BCE(sigmoid(global max pool(maps)), y) for labels y among ``labels``."""
+    n = maps.shape[0]
+    pooled = maps.amax(dim=(2, 3))
+    at_max = maps == pooled[..., None, None]
+    scale = grad.abs().max().item()
+    check(scale > 0, "the loss sent no gradient into the model's output", call=call,
+          hint="compute the loss from the model's output with torch operations, then loss.backward()")
+    leaked = grad.masked_fill(at_max, 0).abs().max().item()
+    check(leaked <= 1e-6 * scale + 1e-12,
+          f"positions other than the maximum of each score map received gradient (up to {leaked:.3g}, vs "
+          f"{scale:.3g} at the maxima): the image-level score is not the global max pool of the map", call=call,
+          hint="Oquab et al. / the handout: image score of a class = max over the map's positions "
+               "(F.max_pool2d over the whole map, or amax over dims 2 and 3)")
+    g = grad.sum(dim=(2, 3))
+    probability = torch.sigmoid(pooled)
+    readings = []
+    for name, factor in REDUCTIONS:
+        implied = probability - factor(n) * g
+        rounded = implied.round()
+        binary = bool(((rounded == 0) | (rounded == 1)).all())
+        error = (implied - rounded).abs().max().item()
+        readings.append((error, name, rounded, binary))
+        if binary and error <= 1e-4 and all(tuple(int(v) for v in row) in labels for row in rounded.tolist()):
+            return
+    error, name, rounded, binary = min(readings, key=lambda r: r[0])
+    raise GradingFailure(
+        f"Called {call}\nThe gradient at the maxima is not that of binary cross-entropy of sigmoid(max) with the "
+        f"image labels (for any of the reductions {', '.join(r[0] for r in REDUCTIONS)}): with the closest "
+        f"reduction ({name}), the labels it implies are off by up to {error:.3g}"
+        + ("" if binary else " and not 0 / 1")
+        + "\nHint: image-level scores = global max pool of the maps; loss = BCE(sigmoid(scores), labels), e.g. "
+          "nn.BCEWithLogitsLoss() on the pooled scores, or nn.BCELoss() on their sigmoid")
+
+
+@pytest.mark.weight(8)
+@pytest.mark.number("1.20")
+@pytest.mark.sandbox(call_timeout=180)
+def test_loss_in_train(student, alexnet_weights, wl_data, course):
+    """the loss main() defines and train() computes: global max pool, sigmoid, binary cross-entropy"""
+    # Two objects per image and more than 300 proposals (as real selective search gives): the default
+    # collate_fn of the starter's DataLoader batches the items as they are.
+    data = wl_data({"trainval": 8, "test": 4}, seed=31, size=(64, 80), objects_per_image=(2, 2),
+                   random_boxes=320)
+    probe, call = course.run_task_1_train(data)
+    outputs = probe.recorded()
+    recorded = [(maps, grad) for maps, grad in outputs if grad is not None and grad.abs().max() > 0]
+    check(bool(recorded), f"train() ran no backward pass through the model's output (no batch, or no loss.backward()): "
+          f"the model gave {len(outputs)} outputs, {sum(g is not None for _, g in outputs)} with a gradient",
+          call=call)
+    for maps, grad in recorded:
+        check_localization_gradient(maps, grad, label_rows(data), call)
+
+
+@pytest.mark.weight(3)
+@pytest.mark.number("1.21")
+def test_robust_localizer_builds(student, alexnet_weights, wl):
+    """localizer_alexnet_robust(pretrained=True): AlexNet's ImageNet conv layers and 20 class outputs"""
+    model = student.AlexNet.localizer_alexnet_robust(pretrained=True)
+    call = "localizer_alexnet_robust(pretrained=True)"
+    state = model.state_dict()
+    for name, value in alexnet_weights.items():
+        if name.startswith("features."):
+            check(name in state, f"the model has no parameter {name}", call=call,
+                  hint="the robust model keeps the AlexNet backbone (the handout: you do not have to change it)")
+            assert_close(state[name], value, call=call, what=name)
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(8))
+    out = wl.eval_mode(model)(x)
+    check(isinstance(out, torch.Tensor) and out.dim() in (2, 4) and tuple(out.shape[:2]) == (2, 20),
+          f"expected 20 class outputs per image ([2, 20, h, w] maps or [2, 20] scores), got {describe(out)}",
+          call=describe_call(call + ".eval()", x))
