@@ -142,7 +142,10 @@ MUTANTS = [
            select="calculate_map", profile="extended", why="matches detections to ground-truth boxes of any class"),
     # (No "normalised rois into the network" mutant: the starter leaves WSDDN.forward's rois format to the
     # student, so test_model is graded with a stand-in network and forward by every reading it allows.)
-    # KNOWN GAP (issue 19 note): a test_model that ignores its thresh argument still passes test_model's test.
+    Mutant("test_model_fixed_threshold", "task_2.py",
+           find="boxes, scores, labels = get_detections(cls_prob, rois, thresh, 0.3)",
+           replace="boxes, scores, labels = get_detections(cls_prob, rois, 0.05, 0.3)",
+           select="test_model", why="ignores the thresh argument"),
     # -- per-element Python loops (correct results; caught by the hidden speed tests) ---------------
     Mutant("nms_pairwise_python_loop", "utils.py",
            find="    keep = candidates[_greedy_keep(boxes[candidates], scores[candidates], iou_threshold)]\n",
