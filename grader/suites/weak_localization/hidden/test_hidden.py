@@ -94,8 +94,11 @@ def test_metric1_random_course(student, data):
     got = student.task_1.metric1(scores, labels)
     if isinstance(got, (list, tuple)) and len(got) == 1:
         got = got[0]
-    assert_close(torch.as_tensor(np.asarray(got, dtype=np.float64)).reshape(()), torch.tensor(expected,
-                 dtype=torch.float64), call=call, rtol=1e-5, atol=1e-6)
+    try:
+        value = torch.as_tensor(np.asarray(got, dtype=np.float64)).reshape(())
+    except (TypeError, ValueError):
+        raise GradingFailure(f"Called {call}\nexpected a number, got {describe(got)}") from None
+    assert_close(value, torch.tensor(expected, dtype=torch.float64), call=call, rtol=1e-5, atol=1e-6)
 
 
 def gaussian_blobs(height: int, width: int, centres: list) -> torch.Tensor:
@@ -212,8 +215,11 @@ def test_iou_random_pairs(student, data):
     call = describe_call("iou", a, b)
     got = student.utils.iou(a, b)
     expected = torchvision.ops.box_iou(a[None], b[None])[0, 0]
-    assert_close(torch.as_tensor(np.asarray(got, dtype=np.float64)).reshape(()), expected, call=call,
-                 rtol=1e-5, atol=1e-7, hint="clamp the intersection's width and height at 0")
+    try:
+        value = torch.as_tensor(np.asarray(got, dtype=np.float64)).reshape(())
+    except (TypeError, ValueError):
+        raise GradingFailure(f"Called {call}\nexpected a number, got {describe(got)}") from None
+    assert_close(value, expected, call=call, rtol=1e-5, atol=1e-7, hint="clamp the intersection's width and height at 0")
 
 
 @pytest.mark.weight(1)

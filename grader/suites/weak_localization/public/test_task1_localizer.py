@@ -111,9 +111,11 @@ def test_localizer_pretrained_features(student, alexnet_weights):
 
 @pytest.mark.weight(1)
 @pytest.mark.number("1.6")
-def test_localizer_classifier_is_xavier(student, wl):
-    """localizer_alexnet: the classifier's convolutions are Xavier-initialised"""
-    model = student.AlexNet.localizer_alexnet(pretrained=False)
+def test_localizer_classifier_is_xavier(student, wl, alexnet_weights):
+    """localizer_alexnet(pretrained=True): the classifier's convolutions are Xavier-initialised"""
+    # Q1.3's case ("Initialize the model from ImageNet (till the conv5 layer). Initialize the rest of
+    # layers with Xavier initialization"); the starter says nothing of pretrained=False.
+    model = student.AlexNet.localizer_alexnet(pretrained=True)
     state = model.state_dict()
     convs = [(name, value) for name, value in state.items() if name.startswith("classifier.") and value.dim() == 4]
     check(len(convs) == 3, f"expected 3 convolution weights in the classifier, got {len(convs)}",
@@ -123,7 +125,7 @@ def test_localizer_classifier_is_xavier(student, wl):
         std = float(weight.std())
         check(abs(std - expected) <= 0.12 * expected,
               f"{name} has standard deviation {std:.4g}; Xavier initialisation gives "
-              f"sqrt(2 / (fan_in + fan_out)) = {expected:.4g}", call="localizer_alexnet()",
+              f"sqrt(2 / (fan_in + fan_out)) = {expected:.4g}", call="localizer_alexnet(pretrained=True)",
               hint="nn.init.xavier_uniform_ (or xavier_normal_) on every classifier convolution")
 
 
