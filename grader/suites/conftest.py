@@ -8,8 +8,11 @@ id (the student's process is seeded the same way by the ``student`` fixture).
 
 from __future__ import annotations
 
+import contextlib
 import random
 import zlib
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
@@ -36,3 +39,20 @@ def _seed_everything(request: pytest.FixtureRequest) -> None:
     import torch
 
     torch.manual_seed(seed)
+
+
+@pytest.fixture
+def worker_chdir(student):
+    """``with worker_chdir(path):`` runs the student's code from ``path`` (the student's process changes
+    its working directory, and changes it back afterwards)."""
+    @contextlib.contextmanager
+    def chdir(path: Path) -> Iterator[None]:
+        os_module = student.import_library("os")
+        previous = os_module.getcwd()
+        os_module.chdir(str(path))
+        try:
+            yield
+        finally:
+            os_module.chdir(previous)
+
+    return chdir

@@ -22,8 +22,6 @@ reach the student's work through the starter's own entry points:
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,21 +46,6 @@ def _one_thread(request):
         student.import_library("threadpoolctl").threadpool_limits(1)
     except Exception:  # noqa: BLE001 - threadpoolctl is optional (scikit-learn brings it)
         pass
-
-
-@pytest.fixture
-def worker_chdir(student):
-    @contextlib.contextmanager
-    def chdir(path: Path) -> Iterator[None]:
-        os_module = student.import_library("os")
-        previous = os_module.getcwd()
-        os_module.chdir(str(path))
-        try:
-            yield
-        finally:
-            os_module.chdir(previous)
-
-    return chdir
 
 
 @pytest.fixture

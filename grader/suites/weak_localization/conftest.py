@@ -108,6 +108,18 @@ def _tensor(value: Any, what: str, call: str, dtype: torch.dtype | None = None) 
     return out.to(dtype) if dtype is not None else out
 
 
+def number(value: Any, call: str, what: str = "result") -> float:
+    """A result that should be one number: a float, a 0-d tensor or array, or a one-element list or tuple
+    (the starter's metric stubs return ``[0]``)."""
+    if isinstance(value, (list, tuple)) and len(value) == 1:
+        value = value[0]
+    try:
+        return float(np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value,
+                                dtype=np.float64).reshape(()))
+    except (TypeError, ValueError):
+        raise GradingFailure(f"Called {call}\n{what}: expected a number, got {describe(value)}") from None
+
+
 def sorted_rows(rows: torch.Tensor) -> torch.Tensor:
     """The rows of a [K, D] tensor in lexicographic order (to compare sets of boxes)."""
     if rows.shape[0] == 0:
@@ -222,7 +234,7 @@ def wl() -> SimpleNamespace:
         keep.append(model.train())
         return model
 
-    return SimpleNamespace(tensor=_tensor, sorted_rows=sorted_rows, same_box_sets=same_box_sets,
+    return SimpleNamespace(tensor=_tensor, number=number, sorted_rows=sorted_rows, same_box_sets=same_box_sets,
                            sort_detections=sort_detections, check_aps=check_aps, xavier_std=xavier_std,
                            nms_result=nms_result, check_nms_result=check_nms_result,
                            classes=list(VOC_CLASSES), eval_mode=eval_mode, train_mode=train_mode, _keep=keep)
@@ -441,7 +453,8 @@ class CourseCalls:
         saved = [(name, builtins.getattr(task_1, name)) for name in ("train", "validate")
                  if builtins.hasattr(task_1, name)]
         previous_argv = list(sys_module.argv)
-        os_module.environ["WANDB_MODE"] = "disabled"
+        previous_mode = os_module.environ.get("WANDB_MODE")
+        os_module.environ["WANDB_MODE"] = "disabled"  # a wandb that main() imports itself: nothing leaves the box
         sys_module.argv = ["task_1.py"]
         for name, _ in saved:
             setattr(task_1, name, recorder)
@@ -456,6 +469,10 @@ class CourseCalls:
             for name, value in saved:
                 setattr(task_1, name, value)
             sys_module.argv = previous_argv
+            if previous_mode is None:
+                os_module.environ.pop("WANDB_MODE", None)
+            else:
+                os_module.environ["WANDB_MODE"] = previous_mode
         if int(recorder.call_count) == 0:
             detail = (f"it raised {error.type_name}: {(error.message or '').strip()[-300:]}" if error is not None
                       else "it returned without calling train()")
@@ -505,23 +522,5 @@ class CourseCalls:
 
 
 @pytest.fixture
-def course(request, student, sandbox_tmp_path: Path) -> CourseCalls:
-    @contextlib.contextmanager
-    def chdir(path: Path):
-        os_module = student.import_library("os")
-        previous = os_module.getcwd()
-        os_module.chdir(str(path))
-        try:
-            yield
-        finally:
-            os_module.chdir(previous)
-
-    return CourseCalls(student, chdir, sandbox_tmp_path, request.config.stash.get(WEIGHTS_HOME, None))
-
-
-@pytest.fixture(autouse=True)
-def _one_thread(request):
-    if "student" not in request.fixturenames:
-        return
-    student = request.getfixturevalue("student")
-    student.import_library("torch").set_num_threads(1)
+def course(request, student, worker_chdir, sandbox_tmp_path: Path) -> CourseCalls:
+    return CourseCalls(student, worker_chdir, sandbox_tmp_path, request.config.stash.get(WEIGHTS_HOME, None))

@@ -19,6 +19,7 @@ import torchvision
 from sklearn.metrics import average_precision_score, recall_score
 
 from grader.compare import GradingFailure, assert_close, check, describe, describe_call
+from grader.data.voc import VOC_CLASSES
 from grader.student import module_info, num_parameters, value_and_grad
 
 
@@ -150,18 +151,6 @@ def metric_cases() -> list:
             pytest.param(equal, torch.zeros(5, 4), id="no-positives")]
 
 
-def scalar_result(got, call: str) -> float:
-    """A metric's value: a number, a 0-d tensor or array, or a one-element list (the starter returns [0])."""
-    value = got
-    if isinstance(value, (list, tuple)) and len(value) == 1:
-        value = value[0]
-    try:
-        return float(np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value,
-                                dtype=np.float64).reshape(()))
-    except (TypeError, ValueError):
-        raise GradingFailure(f"Called {call}\nexpected a number, got {describe(got)}") from None
-
-
 def course_metric_cases() -> list:
     """20 classes as in the course, scores without ties, every image with a positive; classes without one."""
     cases = []
@@ -178,12 +167,12 @@ def course_metric_cases() -> list:
 @pytest.mark.weight(2)
 @pytest.mark.number("1.7")
 @pytest.mark.parametrize(("scores", "labels"), course_metric_cases())
-def test_metric1_is_map(student, scores, labels):
+def test_metric1_is_map(student, wl, scores, labels):
     """metric1: mean average precision over the classes that have a positive image (vs scikit-learn)"""
     call = describe_call("metric1", scores, labels)
     expected = sklearn_map(scores, labels)
     for name, given in (("scores", scores), ("probabilities", torch.sigmoid(scores))):
-        got = scalar_result(student.task_1.metric1(given, labels), call)
+        got = wl.number(student.task_1.metric1(given, labels), call)
         check(abs(got - expected) <= 1e-5, f"on {name}: expected {expected:.6g}, got {got:.6g}", call=call,
               hint="AP of each class (sklearn.metrics.average_precision_score), averaged over the classes with a "
                    "positive image (a class without one has no AP: leave it out)")
@@ -192,7 +181,7 @@ def test_metric1_is_map(student, scores, labels):
 @pytest.mark.weight(1)
 @pytest.mark.number("1.8")
 @pytest.mark.parametrize(("scores", "labels"), course_metric_cases())
-def test_metric2_is_a_recall(student, scores, labels):
+def test_metric2_is_a_recall(student, wl, scores, labels):
     """metric2: a recall (the handout leaves its threshold and averaging open)"""
     confident = torch.where(labels > 0, 8.0, -8.0)
     checks = [("perfect scores (+8 on every present class, -8 elsewhere)", confident, 1.0),
@@ -203,7 +192,7 @@ def test_metric2_is_a_recall(student, scores, labels):
         for what, given, expected in checks:
             given = transform(given)
             call = describe_call("metric2", given, labels)
-            value = scalar_result(student.task_1.metric2(given, labels), call)
+            value = wl.number(student.task_1.metric2(given, labels), call)
             if abs(value - expected) > 1e-6:
                 failures[inputs] = (f"{what}, given as {inputs}: expected {expected:g}, got {value:.6g}", call)
                 break
@@ -213,11 +202,11 @@ def test_metric2_is_a_recall(student, scores, labels):
                              "present classes, at a threshold you choose")
     base = torch.sigmoid(scores)
     call = describe_call("metric2", base, labels)
-    first = scalar_result(student.task_1.metric2(base, labels), call)
+    first = wl.number(student.task_1.metric2(base, labels), call)
     check(0.0 <= first <= 1.0, f"a recall is in [0, 1], got {first:.6g}", call=call)
     # Recall does not look at the classes an image does not have: changing their scores changes nothing.
     shuffled = torch.where(labels > 0, base, torch.rand(base.shape, generator=torch.Generator().manual_seed(3)))
-    second = scalar_result(student.task_1.metric2(shuffled, labels), describe_call("metric2", shuffled, labels))
+    second = wl.number(student.task_1.metric2(shuffled, labels), describe_call("metric2", shuffled, labels))
     check(abs(first - second) <= 1e-6, f"changing only the scores of absent classes changed metric2 from "
           f"{first:.6g} to {second:.6g}: that is not a recall (precision or accuracy?)", call=call,
           hint="recall = true positives / (true positives + false negatives): absent classes do not count")
@@ -347,8 +336,6 @@ def label_rows(data, split: str = "trainval") -> set[tuple[int, ...]]:
     return rows
 
 
-VOC_CLASSES = ['aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow', 'diningtable',
-               'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa', 'train', 'tvmonitor']
 REDUCTIONS = (("mean over images and classes", lambda n: n * 20), ("sum over classes, mean over images", lambda n: n),
               ("sum", lambda n: 1), ("mean over classes, sum over images", lambda n: 20))
 
