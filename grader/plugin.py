@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import zlib
 from collections.abc import Iterator
@@ -408,8 +409,22 @@ def write_json_atomic(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def safe_output(text: str) -> str:
+    """``text`` with every control character but newline and tab written as an escape (``\\x1b``).
+
+    What student code prints (or puts in an exception message) reaches results.json and a TA's
+    terminal: escape sequences there could clear the screen, set the title or write the clipboard.
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n")  # progress bars: one line per update
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def _clip(text: str, limit: int) -> str:
-    """Keep the head and tail of ``text`` within ``limit`` characters."""
+    """Keep the head and tail of ``text`` within ``limit`` characters, control characters escaped."""
+    text = safe_output(text)
     if len(text) <= limit:
         return text
     keep = max(0, limit - 80)
@@ -744,7 +759,15 @@ class SessionState:
 
         if self._scratch is None:
             self._scratch = Path(tempfile.mkdtemp(prefix="cvgrade-"))
-            os.chmod(self._scratch, 0o711)
+            identity = _worker_identity(self.config)
+            if identity is not None and identity.private:
+                # Only this grading's workers get in: the student's uid (its group) and the
+                # reference's worker (given that group). A classmate graded at the same time has
+                # another uid and cannot even look inside.
+                os.chown(self._scratch, 0, identity.gid)
+                os.chmod(self._scratch, 0o750)
+            else:
+                os.chmod(self._scratch, 0o711)
         return self._scratch
 
     def exchange_dir(self) -> Path:
@@ -799,7 +822,14 @@ class SessionState:
         path = self.scratch() / "private"
         if not path.exists():
             path.mkdir()
-            os.chmod(path, 0o711)
+            identity = _worker_identity(self.config)
+            if identity is not None and identity.private:
+                from grader.sandbox.identity import shared_identity
+
+                os.chown(path, 0, shared_identity()[1])  # the reference's worker, not the student's
+                os.chmod(path, 0o750)
+            else:
+                os.chmod(path, 0o711)
         return path
 
     def connection(self, manifest: Any, reference: bool = False) -> Any:
@@ -829,8 +859,16 @@ class SessionState:
                 results = get_option(self.config, "results_json")
                 if results:
                     protected.append(str(Path(results).resolve().parent))
-                workdir = self.scratch() / (f"work-{manifest.name}" + ("-reference" if reference else ""))
+                workdir = (self.private_dir() / f"work-{manifest.name}-reference" if reference
+                           else self.scratch() / f"work-{manifest.name}")
                 settings = SandboxSettings.from_manifest(manifest, workdir=workdir, extra_protected=protected)
+                identity = _worker_identity(self.config)
+                if reference and identity is not None and identity.private:
+                    from grader.sandbox.identity import shared_identity
+
+                    # The reference runs as the shared worker user, never as the student's uid (a
+                    # student could otherwise signal or slow it), with the group of this grading's folders.
+                    settings.run_as, settings.groups = shared_identity(), (identity.gid,)
                 if manifest.grading.offline_weights:
                     from grader.weights import seed_torch_home
 
@@ -885,6 +923,15 @@ class SessionState:
 
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
+
+
+def _worker_identity(config: pytest.Config) -> Any:
+    """This grading's student-worker identity (``grader.sandbox.identity``); None without a sandbox or root."""
+    if not sandbox_enabled(config):
+        return None
+    from grader.sandbox.identity import grading_identity
+
+    return grading_identity()
 
 
 def _open_up(directory: Path) -> None:

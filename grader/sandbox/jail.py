@@ -156,7 +156,7 @@ def _limits(cfg: dict, status: dict) -> None:
 
 def _drop_root(cfg: dict, status: dict) -> None:
     uid, gid = cfg["run_as"]
-    os.setgroups([])
+    os.setgroups([int(g) for g in cfg.get("groups") or []])
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
     status["defences"].append(f"runs as unprivileged uid {uid}")
@@ -261,6 +261,7 @@ def main() -> None:
     if os.getppid() != parent_at_start:
         os._exit(1)
     os.chdir(cfg["workdir"])
+    os.umask(0o077)  # what the student's code writes is its own (other gradings' uids cannot read it)
     os.write(status_fd, json.dumps(status).encode())
     os.close(status_fd)
     argv = cfg["argv"]

@@ -14,7 +14,6 @@ import ctypes
 import functools
 import json
 import os
-import pwd
 import select
 import shutil
 import signal
@@ -30,6 +29,7 @@ from typing import Any
 
 from grader.sandbox import protocol
 from grader.sandbox.client import Connection, StudentCodeError, StudentCrash
+from grader.sandbox.identity import grading_identity, remove_files_of
 
 SANDBOX_DIR = Path(__file__).resolve().parent
 RUNTIME_FILES = ("__init__.py", "protocol.py", "server.py", "loader.py", "worker.py")
@@ -54,6 +54,7 @@ class SandboxSettings:
         workdir: the worker's writable current folder.
         protected: folders the worker must not see (hidden in its mount namespace).
         run_as: (uid, gid) to become when the grader is root; None keeps root (not advised).
+        groups: supplementary groups of the worker (the reference's worker reaches the student's folders).
         namespaces: use Linux namespaces when the kernel allows them.
         preload: modules the worker imports before it reports ready.
         definitions_only: course modules imported as their definitions only (script-style files).
@@ -68,6 +69,7 @@ class SandboxSettings:
     workdir: Path | None = None
     protected: list[str] = field(default_factory=list)
     run_as: tuple[int, int] | None = None
+    groups: tuple[int, ...] = ()
     namespaces: bool = True
     preload: tuple[str, ...] = ("torch",)
     max_reply_bytes: int = 256 * 2**20
@@ -90,15 +92,13 @@ class SandboxSettings:
 
 
 def default_run_as() -> tuple[int, int] | None:
-    """The unprivileged user a root grader runs student code as (``CVGRADE_WORKER_USER`` or nobody)."""
-    if os.geteuid() != 0:
-        return None
-    name = os.environ.get("CVGRADE_WORKER_USER", "nobody")
-    try:
-        entry = pwd.getpwnam(name)
-    except KeyError:
-        return (65534, 65534)
-    return (entry.pw_uid, entry.pw_gid)
+    """The unprivileged user a root grader runs student code as: this grading's own uid.
+
+    One uid per concurrent grading (``grader.sandbox.identity``), or ``CVGRADE_WORKER_USER`` /
+    ``nobody`` when that is configured or no private uid is available. None when not root.
+    """
+    identity = grading_identity()
+    return None if identity is None else (identity.uid, identity.gid)
 
 
 @functools.cache
@@ -204,7 +204,7 @@ class ProcessConnection(Connection):
         self._runtime = _make_runtime(self._base)
         self.workdir = Path(settings.workdir) if settings.workdir else self._base / "work"
         self.workdir.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.workdir, 0o777)
+        give_to_worker(self.workdir, settings.run_as)
         self.proc: subprocess.Popen | None = None
         self.defences: dict = {}
         self.starts = 0
@@ -257,6 +257,7 @@ class ProcessConnection(Connection):
             "max_processes": self.settings.max_processes,
             "max_file_size": self.settings.max_file_size,
             "run_as": list(self.settings.run_as) if self.settings.run_as else None,
+            "groups": list(self.settings.groups),
             "namespaces": self.settings.namespaces,
         }
         return [sys.executable, "-I", "-S", str(self._runtime / "jail.py")], jail_cfg
@@ -341,6 +342,11 @@ class ProcessConnection(Connection):
     def close(self) -> None:
         self._kill()
         shutil.rmtree(self._base, ignore_errors=True)
+        identity = grading_identity()
+        if identity is not None and identity.private and self.settings.run_as == (identity.uid, identity.gid):
+            # What the worker left in the shared temporary folders (no mount namespace, or a
+            # DataLoader's shared memory): its uid is this grading's alone, so nothing else is touched.
+            remove_files_of(identity.uid)
 
     # -- requests -------------------------------------------------------------
     def end_test(self) -> str:
@@ -541,6 +547,19 @@ class ProcessConnection(Connection):
             exc = StudentCodeError(exc.type_name, f"your code used more than {limit} of memory (the limit)"
                                    + (f": {exc.message}" if exc.message else ""), exc.traceback, label)
         return exc
+
+
+def give_to_worker(folder: Path, run_as: tuple[int, int] | None) -> None:
+    """Make ``folder`` the worker's own: owned by its user, closed to everyone else (0o700).
+
+    Without a worker user (not root) the folder is opened to everyone instead, as the worker may
+    run as a user of a user namespace; the scratch folder above it is what keeps others out then.
+    """
+    if run_as is None or os.geteuid() != 0:
+        os.chmod(folder, 0o777)
+        return
+    os.chown(folder, run_as[0], run_as[1])
+    os.chmod(folder, 0o700)
 
 
 def _with_output(exc: StudentCrash, text: str) -> StudentCrash:
