@@ -90,12 +90,14 @@ def fallback_results(message: str, partial: dict | None = None, summary: str | N
 
     ``summary`` replaces the generic top line shown to the student (e.g. for a misconfigured grader).
     """
+    from grader.plugin import safe_output
+
     tests = []
     if partial and isinstance(partial.get("tests"), list):
         tests = [t for t in partial["tests"] if isinstance(t, dict) and not validate_results(
             {"tests": [t]})]
     tests.append({"name": "Grading could not finish", "name_format": "text", "score": 0.0, "max_score": 0.0,
-                  "status": "failed", "output": message[-8000:], "output_format": "text",
+                  "status": "failed", "output": safe_output(message[-8000:]), "output_format": "text",
                   "visibility": "visible", "extra_data": {"outcome": "grader_error"}})
     return {
         "score": round(sum(float(t.get("score", 0.0)) for t in tests), 6),

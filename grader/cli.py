@@ -150,14 +150,16 @@ def check(
     except ManifestError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
+    from grader.plugin import safe_output
+
     console.print(_score_table(result, f"{assignment}: public tests"))
     for test in result.failed:
         console.rule(f"[red]{test.get('name')}")
-        console.print(test.get("output") or "(no details)", markup=False, highlight=False)
+        console.print(safe_output(test.get("output") or "(no details)"), markup=False, highlight=False)
     summary = result.results.get("output", "")
     if summary:
         console.rule("summary")
-        console.print(summary, markup=False, highlight=False)
+        console.print(safe_output(summary), markup=False, highlight=False)
     raise typer.Exit(0 if not result.failed else 1)
 
 
