@@ -189,4 +189,11 @@ def victim(x):
             pass
     return x * 3
 """, depends_on_user=True),
+    Attack("terminal_escapes", """
+import sys
+print("\\x1b[2J\\x1b[H\\x1b]0;owned\\x07\\x1b]52;c;cm0gLXJmIH4K\\x07\\x1b[?1049h\\x00")
+def victim(x):
+    sys.stderr.write("\\x1b[31mred\\x1b[0m\\r\\x08\\x00")
+    raise ValueError("\\x1b]52;c;cm0gLXJmIH4K\\x07 in the message")
+""", side_effects=("no_control_characters",), why="clear screen, title, clipboard write, alternate screen"),
 ]

@@ -240,6 +240,10 @@ def test_attack_is_contained(project, attack: Attack, mode: str):
     assert secret not in text, "the hidden tests or the reference leaked into results.json"
     assert "ignored" not in data["output"].lower() or "bad.py" not in data["output"]
 
+    if "no_control_characters" in attack.side_effects:
+        shown = "".join(t.get("output", "") for t in data["tests"]) + data.get("output", "") + proc.stdout + proc.stderr
+        assert not any(c in shown for c in "\x1b\x00\x07\x08\r"), "control characters reached the output"
+        assert "\\x1b" in json.dumps(data["tests"]), "the escapes should be shown, escaped"
     if "small_results" in attack.side_effects:
         assert len(text) < 200_000
     if "results_untouched" in attack.side_effects:
@@ -254,3 +258,118 @@ def test_attack_is_contained(project, attack: Attack, mode: str):
         time.sleep(1)
         assert _processes_mentioning(str(sentinel)) == [], "processes forked by student code outlived the run"
     shutil.rmtree(work, ignore_errors=True)
+
+
+CLASSMATE = """\
+import os, time
+print(f"uid={os.getuid()}")
+def victim(x):
+    time.sleep(3)  # still being graded while the copycat looks
+    return x * 2  # CLASSMATE
+"""
+
+COPYCAT = """\
+import glob, importlib.util, os, time
+print(f"uid={os.getuid()}")
+MINE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _classmate():
+    for scratch in glob.glob("/tmp/cvgrade-*"):
+        for sub in ("submission-redteam", "submission-redteam/"):
+            path = os.path.join(scratch, sub, "bad.py")
+            try:
+                if os.path.dirname(os.path.abspath(path)) == MINE or "CLASSMATE" not in open(path).read():
+                    continue
+            except OSError:
+                continue
+            spec = importlib.util.spec_from_file_location("classmate", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+        for work in glob.glob(os.path.join(scratch, "work-*")):
+            if os.path.realpath(work) == os.path.realpath(os.getcwd()):
+                continue
+            try:
+                with open(os.path.join(work, "planted.py"), "w") as fh:
+                    fh.write("written by a classmate")
+                return "wrote"
+            except OSError:
+                pass
+    return None
+
+
+def victim(x):
+    deadline = time.time() + 4
+    while time.time() < deadline:
+        found = _classmate()
+        if found == "wrote":
+            return x * 2
+        if found is not None:
+            return found.victim(x)
+        time.sleep(0.1)
+    return x * 3
+"""
+
+
+def test_concurrent_gradings_cannot_reach_each_other(project):
+    """Two gradings at once (as ``cvgrade batch -n 2`` runs them): one cannot run, read or write the other's files."""
+    if os.geteuid() != 0:
+        pytest.skip("gradings are isolated from each other by uid only when the grader is root")
+    base, _secret = project
+    work = Path(tempfile.mkdtemp(prefix="cvgrade-pair-"))
+    os.chmod(work, 0o755)
+    runs = {}
+    for name, bad in (("classmate", CLASSMATE), ("copycat", COPYCAT)):
+        submission = work / name
+        submission.mkdir()
+        (submission / "good.py").write_text(GOOD)
+        (submission / "bad.py").write_text(bad)
+        _open(submission, 0o755)
+        out = work / f"{name}.json"
+        command = [sys.executable, "-m", "grader.cli", "grade", "redteam", str(submission), "--out", str(out), "-q"]
+        runs[name] = (out, subprocess.Popen(command, env={**os.environ, "CVGRADE_ROOT": str(base)}, cwd=str(work),
+                                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    results = {}
+    for name, (out, proc) in runs.items():
+        output, _ = proc.communicate(timeout=BUDGET_SECONDS)
+        assert proc.returncode == 0, output
+        results[name] = json.loads(out.read_text())
+    shutil.rmtree(work, ignore_errors=True)
+    scores = {name: {t["name"]: t["score"] for t in data["tests"]} for name, data in results.items()}
+    assert scores["classmate"]["victim"] == 1, results["classmate"]
+    assert scores["copycat"] == {"good before": 1, "victim": 0, "good after": 1, "hidden": 1}, scores
+    uids = {name: {line for t in data["tests"] for line in t.get("output", "").splitlines() if line.startswith("uid=")}
+            for name, data in results.items()}
+    assert uids["classmate"] and uids["copycat"] and not uids["classmate"] & uids["copycat"], uids
+
+
+LEFTOVER = """\
+import os
+def victim(x):
+    for folder in ("/tmp", "/var/tmp", "/dev/shm"):
+        with open(os.path.join(folder, "{marker}"), "w") as fh:
+            fh.write("left behind")
+    return x * 3
+"""
+
+
+def test_files_in_shared_temporary_folders_do_not_outlive_the_grading(project, tmp_path):
+    """What a worker writes in /tmp, /var/tmp and /dev/shm is gone when its grading ends."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root (the worker's uid is this grading's own)")
+    base, _secret = project
+    marker = f"cvgrade-leftover-{uuid.uuid4().hex}"
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    (submission / "good.py").write_text(GOOD)
+    (submission / "bad.py").write_text(LEFTOVER.format(marker=marker))
+    _open(tmp_path, 0o755)
+    out = tmp_path / "results.json"
+    proc = subprocess.run([sys.executable, "-m", "grader.cli", "grade", "redteam", str(submission), "--out", str(out),
+                           "-q"], env={**os.environ, "CVGRADE_ROOT": str(base)}, capture_output=True, text=True,
+                          timeout=BUDGET_SECONDS)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(out.read_text())["score"] == 3
+    left = [folder for folder in ("/tmp", "/var/tmp", "/dev/shm") if os.path.exists(os.path.join(folder, marker))]
+    assert left == [], f"files of the worker outlived the grading in {left}"
