@@ -766,8 +766,10 @@ class SessionState:
                 # another uid and cannot even look inside.
                 os.chown(self._scratch, 0, identity.gid)
                 os.chmod(self._scratch, 0o750)
+            elif os.geteuid() == 0:
+                os.chmod(self._scratch, 0o711)  # a shared worker user (CVGRADE_WORKER_USER, nobody)
             else:
-                os.chmod(self._scratch, 0o711)
+                os.chmod(self._scratch, 0o700)  # a non-root grader: its workers map back to its own uid
         return self._scratch
 
     def exchange_dir(self) -> Path:

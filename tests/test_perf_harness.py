@@ -20,7 +20,7 @@ def scale(x, k):
     return x * k
 
 def total(x):
-    return torch.cdist(x, x)
+    return torch.cdist(x, x).sum(dim=1)
 '''
 
 TESTS = '''
@@ -37,6 +37,8 @@ def test_total_speed(timing):
     timing.grade("mod.total", (X,), check=lambda got, want: assert_close(got, want), repeats=5,
                  policy=SpeedPolicy(full_at=5, none_at=25))
 '''
+# Row sums, not the 700 x 700 matrix: a timed call brings its result back (issue 20), and moving 3.9 MB
+# costs more than cdist itself (a 3.9 MB result squeezed the loop's ratio from over 25x to 13.5x).
 # The Python loop is 65x (measured under load 6 on 2 cores) to 200x (quiet) slower than cdist,
 # the same function is ~1x: thresholds 5x / 25x leave a wide margin both ways so the test never flakes.
 
@@ -50,10 +52,10 @@ def test_policy_credit_is_log_scaled():
 
 
 @pytest.mark.parametrize(("body", "expected", "message"), [
-    ("def total(x):\n    return torch.cdist(x, x)\n", 2.0, None),
+    ("def total(x):\n    return torch.cdist(x, x).sum(dim=1)\n", 2.0, None),
     ("def total(x):\n    p = x.tolist()\n    return torch.tensor([[((a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2) ** 0.5 "
-     "for b in p] for a in p], dtype=x.dtype)\n", 0.0, "Speed of mod.total on cpu: yours"),
-    ("def total(x):\n    return torch.cdist(x, x) + 1\n", 0.0, "its result of call 1 is wrong"),
+     "for b in p] for a in p], dtype=x.dtype).sum(dim=1)\n", 0.0, "Speed of mod.total on cpu: yours"),
+    ("def total(x):\n    return torch.cdist(x, x).sum(dim=1) + 1\n", 0.0, "its result of call 1 is wrong"),
 ], ids=["vectorized", "python-loop", "fast-but-wrong"])
 def test_timing_fixture_awards_credit_by_ratio(pytester, monkeypatch, tmp_path, body, expected, message):
     make_project(pytester, monkeypatch, {"hidden/test_speed.py": TESTS}, reference=REFERENCE)

@@ -144,6 +144,10 @@ def grading_identity() -> WorkerIdentity | None:
     first, last = uid_range()
     uid = take_uid(first, last)
     if uid is not None and _can_become(uid):
+        # The lock says no live grading has this uid: what an earlier one that died left behind
+        # (its worker's files, its scratch folder) must not reach this grading's student.
+        remove_files_of(uid)
+        remove_stale_scratch(uid)
         return WorkerIdentity(uid, uid, private=True)
     uid, gid = shared_identity()
     return WorkerIdentity(uid, gid, private=False)
@@ -174,4 +178,26 @@ def remove_files_of(uid: int, folders: tuple[str, ...] = ("/tmp", "/var/tmp", "/
                 removed += 1
             except OSError:
                 continue
+    return removed
+
+
+def remove_stale_scratch(gid: int, folder: str | None = None) -> int:
+    """Delete ``cvgrade-*`` scratch folders (root's, of group ``gid``) that a dead grading of ``gid`` left."""
+    import shutil
+
+    removed = 0
+    base = folder or tempfile.gettempdir()
+    try:
+        entries = list(os.scandir(base))
+    except OSError:
+        return 0
+    for entry in entries:
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if entry.name.startswith("cvgrade-") and entry.is_dir(follow_symlinks=False) and info.st_uid == 0 \
+                and info.st_gid == gid:
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed += 1
     return removed

@@ -552,13 +552,11 @@ class ProcessConnection(Connection):
 def give_to_worker(folder: Path, run_as: tuple[int, int] | None) -> None:
     """Make ``folder`` the worker's own: owned by its user, closed to everyone else (0o700).
 
-    Without a worker user (not root) the folder is opened to everyone instead, as the worker may
-    run as a user of a user namespace; the scratch folder above it is what keeps others out then.
+    Without a worker user (a non-root grader, whose workers map back to its own uid outside their
+    user namespace, or root keeping root) the folder stays the grader's, 0o700 as well.
     """
-    if run_as is None or os.geteuid() != 0:
-        os.chmod(folder, 0o777)
-        return
-    os.chown(folder, run_as[0], run_as[1])
+    if run_as is not None and os.geteuid() == 0:
+        os.chown(folder, run_as[0], run_as[1])
     os.chmod(folder, 0o700)
 
 

@@ -283,6 +283,7 @@ def _classmate():
                     continue
             except OSError:
                 continue
+            print(f"ran the classmate's {path}")
             spec = importlib.util.spec_from_file_location("classmate", path)
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
@@ -293,6 +294,7 @@ def _classmate():
             try:
                 with open(os.path.join(work, "planted.py"), "w") as fh:
                     fh.write("written by a classmate")
+                print(f"wrote into {work}")
                 return "wrote"
             except OSError:
                 pass
@@ -338,7 +340,8 @@ def test_concurrent_gradings_cannot_reach_each_other(project):
     shutil.rmtree(work, ignore_errors=True)
     scores = {name: {t["name"]: t["score"] for t in data["tests"]} for name, data in results.items()}
     assert scores["classmate"]["victim"] == 1, results["classmate"]
-    assert scores["copycat"] == {"good before": 1, "victim": 0, "good after": 1, "hidden": 1}, scores
+    assert scores["copycat"] == {"good before": 1, "victim": 0, "good after": 1, "hidden": 1}, (
+        scores, [t.get("output", "")[-500:] for t in results["copycat"]["tests"] if t["name"] == "victim"])
     uids = {name: {line for t in data["tests"] for line in t.get("output", "").splitlines() if line.startswith("uid=")}
             for name, data in results.items()}
     assert uids["classmate"] and uids["copycat"] and not uids["classmate"] & uids["copycat"], uids
