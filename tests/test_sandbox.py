@@ -339,3 +339,28 @@ def test_a_worker_that_dies_at_start_shows_what_it_printed(tmp_path):
         assert caught.value.reason == "memory", str(caught.value)  # torch cannot even be mapped in 48 MB
     finally:
         connection.close()
+
+
+def test_the_worker_has_its_own_empty_temporary_folders(conn, tmp_path):
+    """A file another grading left in /tmp, /var/tmp or /dev/shm is invisible to the worker, and
+    what the worker writes there is invisible outside it, even while it runs."""
+    osmod = conn.import_module("os")
+    if "mount" not in conn.defences.get("namespaces", []):
+        pytest.skip("no mount namespace on this machine")
+    name = f"cvgrade-planted-{os.getpid()}-{tmp_path.name}"
+    planted = [os.path.join(folder, name) for folder in ("/tmp", "/var/tmp", "/dev/shm") if os.path.isdir(folder)]
+    try:
+        for path in planted:
+            with open(path, "w") as fh:
+                fh.write("a classmate's file")
+            os.chmod(path, 0o666)
+        assert [p for p in planted if osmod.path.exists(p)] == []
+        pathlib = conn.import_module("pathlib")
+        written = [p + "-by-worker" for p in planted]
+        for path in written:
+            pathlib.Path(path).write_text("mine")
+        assert [p for p in written if osmod.path.exists(p)] == written  # the worker sees its own files
+        assert [p for p in written if os.path.exists(p)] == []
+    finally:
+        for path in planted:
+            os.unlink(path)

@@ -23,6 +23,9 @@ LOCK_DIR = Path("/run/cvgrade-worker-uids")
 
 _held: list[int] = []  # lock file descriptors kept open while this process lives
 
+#: The shared temporary folders: each worker gets its own empty ones (``jail.py``).
+TEMPORARY_FOLDERS = ("/tmp", "/var/tmp", "/dev/shm")
+
 
 @dataclass(frozen=True)
 class WorkerIdentity:
@@ -153,7 +156,7 @@ def grading_identity() -> WorkerIdentity | None:
     return WorkerIdentity(uid, gid, private=False)
 
 
-def remove_files_of(uid: int, folders: tuple[str, ...] = ("/tmp", "/var/tmp", "/dev/shm")) -> int:
+def remove_files_of(uid: int, folders: tuple[str, ...] = TEMPORARY_FOLDERS) -> int:
     """Delete the entries of ``folders`` owned by ``uid`` (what a worker left there); returns how many.
 
     Only for a uid private to this grading: others' files are never touched. Symbolic links are

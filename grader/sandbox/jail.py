@@ -16,6 +16,9 @@ Defences, each applied when available:
   course's source tree, the results folder, the grader's home), then the paths
   the worker needs (the Python installation, the worker runtime, the submission)
   bind-mounted back, read-only except its working folders.
+* **private temporary folders**: a fresh writable tmpfs over ``/tmp``, ``/var/tmp``
+  and ``/dev/shm``, seen by this worker only and gone with it (the paths it needs
+  that lie there, such as its scratch folder, are bound back in).
 * **privileges**: as root, the worker becomes an unprivileged user (``nobody``);
   otherwise it runs as a non-root user of a nested user namespace, with no
   capabilities over the mount namespace (it cannot unmount what hides the paths).
@@ -110,16 +113,30 @@ def _remount_readonly(path: str) -> None:
     _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | keep)
 
 
-def _hide_and_expose(protected: list[str], expose: list[tuple[str, bool]], status: dict) -> None:
-    """tmpfs over each protected folder; then bind the exposed paths that lie under one back in."""
-    exposures = _open_exposures(protected, expose)
+def _hide_and_expose(protected: list[str], expose: list[tuple[str, bool]], status: dict,
+                     private_temp: list[str] = (), temp_size: int | None = None) -> None:
+    """tmpfs over each protected folder and each temporary folder; then bind the exposed paths back in.
+
+    A protected folder gets an empty read-only tmpfs; a temporary folder (``/tmp``,
+    ``/var/tmp``, ``/dev/shm``) a fresh writable one (mode 1777), private to this
+    worker and gone with its mount namespace, so nothing it writes there reaches
+    another grading, and nothing another grading left there reaches it.
+    """
+    temporary = [p for p in private_temp if os.path.isdir(p)]
+    exposures = _open_exposures(list(protected) + temporary, expose)
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    hidden = []
-    for path in sorted(set(protected), key=len):
-        if not os.path.isdir(path) or any(_under(path, h) for h in hidden):
+    hidden: list[str] = []
+    covered: list[str] = []
+    for path in sorted(set(protected) | set(temporary), key=len):
+        if not os.path.isdir(path) or any(_under(path, c) for c in covered):
             continue
-        _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
-        hidden.append(path)
+        if path in temporary:
+            size = f",size={temp_size}" if temp_size else ""
+            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777" + size)
+        else:
+            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=755")
+            hidden.append(path)
+        covered.append(path)
     for path, fd, is_dir, writable in exposures:
         if is_dir:
             os.makedirs(path, exist_ok=True)
@@ -136,6 +153,7 @@ def _hide_and_expose(protected: list[str], expose: list[tuple[str, bool]], statu
     for path in hidden:
         _mount(None, path, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
     status["hidden"] = hidden
+    status["private_temp"] = [p for p in covered if p in temporary]
 
 
 def _limits(cfg: dict, status: dict) -> None:
@@ -209,8 +227,10 @@ def main() -> None:
     if applied & CLONE_NEWNS:
         protected = cfg.get("protected", [])
         try:
-            _hide_and_expose(protected, expose, status)
+            _hide_and_expose(protected, expose, status, cfg.get("private_temp", []), cfg.get("temp_size"))
             status["defences"].append("protected paths hidden: " + ", ".join(status.get("hidden", [])))
+            if status.get("private_temp"):
+                status["defences"].append("own " + ", ".join(status["private_temp"]) + " (emptied with the worker)")
         except OSError as exc:
             status["warnings"].append(f"could not hide protected paths: {exc}")
 

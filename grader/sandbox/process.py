@@ -29,7 +29,7 @@ from typing import Any
 
 from grader.sandbox import protocol
 from grader.sandbox.client import Connection, StudentCodeError, StudentCrash
-from grader.sandbox.identity import grading_identity, remove_files_of
+from grader.sandbox.identity import TEMPORARY_FOLDERS, grading_identity, remove_files_of
 
 SANDBOX_DIR = Path(__file__).resolve().parent
 RUNTIME_FILES = ("__init__.py", "protocol.py", "server.py", "loader.py", "worker.py")
@@ -256,6 +256,8 @@ class ProcessConnection(Connection):
             "memory_limit": self.settings.memory_limit,
             "max_processes": self.settings.max_processes,
             "max_file_size": self.settings.max_file_size,
+            "private_temp": list(TEMPORARY_FOLDERS),
+            "temp_size": self.settings.max_file_size,
             "run_as": list(self.settings.run_as) if self.settings.run_as else None,
             "groups": list(self.settings.groups),
             "namespaces": self.settings.namespaces,

@@ -22,6 +22,7 @@ import torch
 
 from grader.compare import check
 from grader.data.wildlife_classification import CLASS_TO_IDX, WILDLIFE_CLASSES, make_wildlife_folder
+from grader.plugin import STATE
 from grader.student import module_info
 
 HANDOUT_CLASS_TO_IDX = {"amur_leopard": 0, "amur_tiger": 1, "birds": 2, "black_bear": 3, "brown_bear": 4,
@@ -38,9 +39,15 @@ def _open_up(directory: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def wildlife_folder() -> Iterator[Any]:
-    """A read-only synthetic Russian Wildlife folder: 10 classes x 10 images (48-80 px, a few PNGs)."""
-    base = Path(tempfile.mkdtemp(prefix="cvgrade-wildlife-"))
+def wildlife_folder(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A read-only synthetic Russian Wildlife folder: 10 classes x 10 images (48-80 px, a few PNGs).
+
+    It lives in the grading's exchange folder, the one place under ``/tmp`` that the
+    workers see (each has its own empty ``/tmp`` otherwise).
+    """
+    state = request.config.stash.get(STATE, None)
+    parent = state.exchange_dir() if state is not None else None
+    base = Path(tempfile.mkdtemp(prefix="wildlife-", dir=parent))
     folder = make_wildlife_folder(base / "russian_wildlife", 10, seed=2024, png_every=5)
     _open_up(base)
     yield folder
