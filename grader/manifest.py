@@ -20,7 +20,7 @@ the suite is worth, and the grading limits::
     offline_weights = ["resnet18"]      # torchvision weights the course's code loads (seeded stand-ins)
     cuda_on_cpu = true                  # run hard-coded .cuda() / .to('cuda') on the CPU (no GPU here)
     test_timeout = 300         # seconds per test
-    gpu = false
+    gpu = false                # true: graded on a GPU machine; the CUDA speed checks count (marker cuda)
     public_visibility = "visible"
     hidden_visibility = "after_due_date"
 

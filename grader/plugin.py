@@ -518,6 +518,8 @@ def _item_meta(item: pytest.Item) -> dict:
     if number is not None and count > 1:
         number = f"{number}.{index + 1}"
     manifest = _manifest_for_item(item)
+    if item.get_closest_marker("cuda") is not None and manifest is not None and not manifest.grading.gpu:
+        weight = 0.0  # graded on CPUs: a CUDA check is reported where a GPU happens to be, never counted
     visibility = _declared(item, "__visibility__", "visibility")
     if visibility is None:
         kind = _suite_kind(item)
@@ -600,7 +602,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "partial_credit(points): points of a test that calls set_score",
         "leaderboard(column, order='desc'): a leaderboard column set with set_leaderboard_value",
         "sandbox(call_timeout=None): limits for calls into student code during this test",
-        "cuda: needs a CUDA device; skipped (and not counted) without one",
+        "cuda: a CUDA check: counted only where the manifest says grading.gpu = true (an error without a device there); elsewhere weight 0, skipped without a device",
         "part(name): the part of the assignment this test grades (default 'main'); a profile in the "
         "manifest says which parts it grades",
     ):
@@ -684,6 +686,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         import torch
 
         if not torch.cuda.is_available():
+            manifest = _manifest_for_item(item)
+            if manifest is not None and manifest.grading.gpu:
+                pytest.fail(f"Grader configuration error: {manifest.name}'s assignment.toml says grading.gpu = "
+                            "true, but this grading machine has no CUDA device (torch.cuda.is_available() is "
+                            "False). These points could not be earned here; this is not about your code. "
+                            "Course staff: grade on a GPU machine, or set grading.gpu = false.", pytrace=False)
             pytest.skip("needs a CUDA device (none here); not counted")
     obj = getattr(item, "obj", None)
     func = _underlying(obj)

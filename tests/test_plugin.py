@@ -518,3 +518,45 @@ def test_a_suite_without_profiles_grades_every_main_test(pytester, monkeypatch):
     make_project(pytester, monkeypatch, {"public/test_core.py": PROFILED_TESTS["public/test_core.py"]})
     data, _ = run(pytester, NO_SANDBOX)
     assert list(by_name(data)) == ["core"] and data["extra_data"]["profiles"] == {"toy": "default (10 points: main)"}
+
+
+CUDA_TESTS = {"public/test_gpu.py": '''
+    import pytest
+
+    @pytest.mark.weight(3)
+    def test_cpu():
+        """on the CPU"""
+
+    @pytest.mark.cuda
+    @pytest.mark.weight(2)
+    def test_on_gpu():
+        """on a GPU"""
+'''}
+
+
+@pytest.mark.parametrize("gpu", [False, True])
+def test_cuda_checks_count_only_where_the_manifest_grades_on_a_gpu(pytester, monkeypatch, gpu):
+    """``grading.gpu = false``: a CUDA check has weight 0 (skipped without a device, reported with one), so
+    the score never depends on the machine. ``true``: it carries its weight; without a device that is an
+    error naming the configuration, never the student's code."""
+    import torch
+
+    from grader import manifest as manifests
+
+    root = make_project(pytester, monkeypatch, CUDA_TESTS)
+    toml = root / "grader" / "suites" / "toy" / "assignment.toml"
+    toml.write_text(toml.read_text().replace("[grading]", f"[grading]\ngpu = {str(gpu).lower()}"))
+    manifests._manifest_in_dir.cache_clear()
+    data, _ = run(pytester, NO_SANDBOX)
+    manifests._manifest_in_dir.cache_clear()
+    gpu_test = by_name(data)["on a GPU"]
+    assert gpu_test["max_score"] == (2 if gpu else 0)
+    if torch.cuda.is_available():
+        assert gpu_test["score"] == gpu_test["max_score"]
+    elif gpu:
+        assert gpu_test["score"] == 0 and data["extra_data"]["max_score"] == 5
+        assert "Grader configuration error" in gpu_test["output"] and "grading.gpu = true" in gpu_test["output"]
+        assert "not about your code" in gpu_test["output"]
+    else:
+        assert gpu_test["extra_data"]["outcome"] == "skipped" and "needs a CUDA device" in gpu_test["output"]
+        assert data["score"] == 3 and data["extra_data"]["max_score"] == 3

@@ -5,8 +5,9 @@ sandboxed workers on fresh inputs per call (``grader.perf``), checks every
 result, and awards credit on a log scale of the time ratio. The graded sizes
 are chosen so that the reference takes a few milliseconds and a per-element
 Python loop (tests/mutants: ``*_loop``) is more than 100x slower; see
-docs/performance.md for the measurements. The CUDA variants carry no points
-(Gradescope has no GPU): they report the ratio on a GPU machine.
+docs/performance.md for the measurements. The CUDA variants are
+counted only where the manifest says ``grading.gpu = true`` (a course grading on its
+own GPU machine); elsewhere they report the ratio with weight 0 on a GPU machine.
 """
 
 from __future__ import annotations
@@ -132,9 +133,9 @@ def test_speed_map(timing):
 
 
 @pytest.mark.cuda
-@pytest.mark.weight(0)
+@pytest.mark.weight(3)
 @pytest.mark.parametrize("which", [pytest.param(name, marks=[pytest.mark.part("extended" if name in EXTENDED else "speed")])
                                    for name in sorted(CHECKS)])
 def test_speed_cuda(timing, which):
-    """speed on a GPU (not counted: reported only where a GPU is available)"""
+    """speed on a GPU (counted where the course grades on a GPU, grading.gpu = true)"""
     timing.grade(**CHECKS[which], device="cuda")

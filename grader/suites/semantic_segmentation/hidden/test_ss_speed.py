@@ -3,7 +3,7 @@
 ``confusion_matrix`` and ``per_image_iou`` on 4 masks of 128 x 128 with 19
 classes and ignored pixels, fresh inputs per call, every result checked: a
 Python loop over pixels is several hundred times the reference. The CUDA
-variants carry no points (Gradescope has no GPU).
+variants are counted only where the manifest says ``grading.gpu = true``.
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ def test_speed_per_image_iou(timing):
 
 
 @pytest.mark.cuda
-@pytest.mark.weight(0)
+@pytest.mark.weight(2)
 @pytest.mark.parametrize("which", sorted(CHECKS))
 def test_speed_cuda(timing, which):
-    """speed on a GPU (not counted: reported only where a GPU is available)"""
+    """speed on a GPU (counted where the course grades on a GPU, grading.gpu = true)"""
     timing.grade(**CHECKS[which], device="cuda")

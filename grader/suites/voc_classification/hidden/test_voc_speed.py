@@ -58,8 +58,8 @@ def test_speed_compute_ap(timing):
 
 
 @pytest.mark.cuda
-@pytest.mark.weight(0)
+@pytest.mark.weight(1)
 def test_speed_cuda_compute_ap(timing):
-    """compute_ap speed with CUDA tensors as inputs (not counted: reported only where a GPU is available)"""
+    """compute_ap speed with CUDA tensors as inputs (counted where the course grades on a GPU, grading.gpu = true)"""
     timing.grade("metrics.compute_ap", inputs=lambda i: ap_inputs(100 + i, as_tensors=True), check=check_ap,
                  policy=POLICY, device="cuda")

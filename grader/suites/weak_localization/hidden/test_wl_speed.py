@@ -6,7 +6,8 @@ the time ratio. nms and calculate_map use sizes where a per-element Python
 loop is > 100x the reference. WSDDN.forward is dominated by its dense layers:
 scoring the regions one at a time costs only ~10-15x (a matrix-vector product
 per region instead of one matrix product), so its thresholds are tighter
-(docs/performance.md). The CUDA variants carry no points (Gradescope has no GPU).
+(docs/performance.md). The CUDA variants are counted only
+where the manifest says ``grading.gpu = true``.
 """
 
 from __future__ import annotations
@@ -155,15 +156,15 @@ def test_speed_wsddn(student, reference_worker, reference, wl, set_score_fractio
 
 
 @pytest.mark.cuda
-@pytest.mark.weight(0)
+@pytest.mark.weight(2)
 @pytest.mark.parametrize("which", sorted(CHECKS))
 def test_speed_cuda(timing, which):
-    """speed on a GPU (not counted: reported only where a GPU is available)"""
+    """speed on a GPU (counted where the course grades on a GPU, grading.gpu = true)"""
     timing.grade(**CHECKS[which], device="cuda")
 
 
 @pytest.mark.cuda
-@pytest.mark.weight(0)
+@pytest.mark.weight(1)
 def test_speed_cuda_wsddn(student, reference_worker, reference, wl, set_score_fraction):
-    """WSDDN.forward speed on a GPU (not counted: reported only where a GPU is available)"""
+    """WSDDN.forward speed on a GPU (counted where the course grades on a GPU, grading.gpu = true)"""
     grade_wsddn(student, reference_worker, reference, wl, set_score_fraction, device="cuda")
