@@ -15,7 +15,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +30,13 @@ class GradeResult:
 
     Attributes:
         results (dict): the Gradescope results (as written to ``path``).
-        path (Path): where ``results.json`` was written.
+        path (Path | None): where ``results.json`` was written (None: nowhere kept, see ``check``).
         returncode (int): the pytest process's exit status (informational).
         log (str): the tail of pytest's own output, for staff.
     """
 
     results: dict
-    path: Path
+    path: Path | None
     returncode: int
     log: str = ""
 
@@ -225,11 +225,18 @@ def _with_policies(results: dict, manifest: Manifest, metadata_path: Path) -> di
 
 def check(assignment: str, submission: str | Path = ".", out: str | Path | None = None, *, sandbox: bool = True,
           on_progress: Callable[[Progress], None] | None = None, profile: str | None = None) -> GradeResult:
-    """Run the public tests of ``assignment`` on a student's own code (``cvgrade check``)."""
-    if out is None:
-        out = Path(tempfile.mkdtemp(prefix="cvgrade-check-")) / "results.json"
-    return grade(assignment, submission, out, public_only=True, sandbox=sandbox, on_progress=on_progress,
-                 profile=profile)
+    """Run the public tests of ``assignment`` on a student's own code (``cvgrade check``).
+
+    Without ``out`` the results are written to a temporary folder that is removed
+    before returning (the result's ``path`` is then None; ``results`` holds them).
+    """
+    if out is not None:
+        return grade(assignment, submission, out, public_only=True, sandbox=sandbox, on_progress=on_progress,
+                     profile=profile)
+    with tempfile.TemporaryDirectory(prefix="cvgrade-check-") as folder:
+        result = grade(assignment, submission, Path(folder) / "results.json", public_only=True, sandbox=sandbox,
+                       on_progress=on_progress, profile=profile)
+    return replace(result, path=None)
 
 
 def build_template(check: bool = False) -> Any:

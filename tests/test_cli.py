@@ -119,3 +119,15 @@ def test_check_explains_failures_and_sets_exit_status(tmp_path):
     assert result.exit_code == 1 and "box_iou" in result.output
     result = runner.invoke(app, ["check", "fcos_detection", "reference"])
     assert result.exit_code == 0
+
+
+def test_check_leaves_no_results_folder_behind(tmp_path, monkeypatch):
+    """``cvgrade check`` writes its results.json to a temporary folder: removed once the results are read."""
+    import tempfile
+
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    result = api.check("fcos_detection", "reference")
+    assert result.path is None and result.results["score"] > 0
+    assert [p.name for p in temporary.iterdir() if p.name.startswith("cvgrade-check-")] == []
