@@ -19,8 +19,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from grader import container, paths
 from grader import manifest as manifests
-from grader import paths
 from grader.manifest import Manifest
 
 
@@ -175,6 +175,7 @@ def grade(assignment: str, submission: str | Path | None = None, out: str | Path
     if on_progress is not None:
         watcher = threading.Thread(target=_watch_progress, args=(progress_file, on_progress, stop), daemon=True)
         watcher.start()
+    oom_before = container.oom_kills()
     try:
         proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=limit,
                               cwd=str(paths.project_root()))
@@ -200,6 +201,12 @@ def grade(assignment: str, submission: str | Path | None = None, out: str | Path
             pass
         results = fallback_results("The grading run did not produce valid results.\n" + _tail(log), partial)
         _write(out, results)
+    if container.oom_kills() > oom_before:
+        # The machine's out-of-memory killer struck during the grading: say so first, whichever process it hit.
+        message = container.out_of_memory_message(container.read_limits(), manifest.gradescope.container_bytes)
+        if message not in str(results.get("output", "")):
+            results = {**results, "output": f"{message}\n{results.get('output', '')}".rstrip("\n")}
+            _write(out, results)
     if timed_out:
         results = {**results, "output": f"Grading was stopped after {limit:g} s, the time limit of a whole "
                                          f"grading.\n{results.get('output', '')}".rstrip("\n")}

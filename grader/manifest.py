@@ -150,6 +150,11 @@ class GradescopeSettings:
     container_cpus: float = 0.5
     course_packages: tuple[str, ...] = ()
 
+    @property
+    def container_bytes(self) -> int:
+        """``container_memory`` in bytes: what a grading of this assignment needs in all."""
+        return parse_size(self.container_memory, where="gradescope.container_memory")
+
 
 @dataclass(frozen=True)
 class Profile:

@@ -279,7 +279,10 @@ class ResultsCollector:
             record["tags"] = list(meta["tags"])
         if meta.get("assignment"):
             record["extra_data"]["assignment"] = meta["assignment"]
-            summary = self.assignments.setdefault(meta["assignment"], {"submission": meta.get("submission")})
+            if meta["assignment"] not in self.assignments:
+                self.assignments[meta["assignment"]] = {"submission": meta.get("submission"),
+                                                        "container": _container_note(meta["assignment"])}
+            summary = self.assignments[meta["assignment"]]
             summary.setdefault("nodeids", 0)
             summary["nodeids"] += 1
             if meta.get("profile"):
@@ -349,7 +352,8 @@ class ResultsCollector:
             })
         score = round(sum(t["score"] for t in tests), 6)
         max_score = round(sum(t["max_score"] for t in tests), 6)
-        lines = []
+        lines = [summary["container"] for _name, summary in sorted(self.assignments.items())
+                 if summary.get("container")]
         if not self.finished:
             lines.append("Grading did not finish; the results below are from the tests that ran before it stopped.")
         lines.append(f"Score: {score:g} / {max_score:g}")
@@ -375,7 +379,8 @@ class ResultsCollector:
             "extra_data": {"max_score": max_score, "counts": counts, "finished": self.finished,
                            "pytest_exitstatus": self.exitstatus, "generator": "cvgrade", "sandbox": self.sandbox,
                            "profiles": {name: summary["profile"] for name, summary in sorted(self.assignments.items())
-                                        if summary.get("profile")}},
+                                        if summary.get("profile")},
+                           "container": _container_limits()},
             "tests": tests,
             "leaderboard": list(self.leaderboard),
         }
@@ -558,6 +563,26 @@ def _item_meta(item: pytest.Item) -> dict:
         if _PROFILE in item.stash:
             meta["profile"] = item.stash[_PROFILE]
     return meta
+
+
+def _container_limits() -> dict:
+    """This machine's container limits for extra_data (None where there is none)."""
+    from grader import container
+
+    limits = container.read_limits()
+    return {"memory_limit": limits.memory_limit, "cpus": limits.cpus}
+
+
+def _container_note(assignment: str) -> str | None:
+    """A warning when this machine's container is smaller than ``assignment`` needs (``grader.container``)."""
+    from grader import container
+    from grader import manifest as manifests
+
+    try:
+        need = manifests.get(assignment).gradescope.container_bytes
+    except manifests.ManifestError:
+        return None
+    return container.too_small_note(container.read_limits(), need, assignment)
 
 
 def _manifest_for_item(item: pytest.Item) -> Any:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grader import container
 from grader.sandbox import protocol
 from grader.sandbox.client import Connection, StudentCodeError, StudentCrash
 from grader.sandbox.identity import TEMPORARY_FOLDERS, grading_identity, remove_files_of
@@ -60,6 +61,9 @@ class SandboxSettings:
         definitions_only: course modules imported as their definitions only (script-style files).
         definitions_on_error: import a course module's definitions only when its plain import raises.
         cuda_on_cpu: run the student's ``.cuda()`` / ``.to('cuda')`` on the CPU (``server.run_cuda_on_cpu``).
+        container_need: bytes of memory the assignment needs in all (its manifest's measured
+            ``[gradescope] container_memory``): a worker killed for memory in a smaller container is
+            the container's fault, not the student's (``grader.container``).
     """
 
     memory_limit: int = 4 * 2**30
@@ -77,6 +81,7 @@ class SandboxSettings:
     definitions_only: tuple[str, ...] = ()
     definitions_on_error: bool = False
     cuda_on_cpu: bool = False
+    container_need: int | None = None
 
     @classmethod
     def from_manifest(cls, manifest: Any, workdir: Path, extra_protected: list[str] | None = None) -> SandboxSettings:
@@ -88,7 +93,8 @@ class SandboxSettings:
                    run_as=default_run_as(), threads=manifest.grading.threads,
                    definitions_only=manifest.definitions_only_modules,
                    definitions_on_error=manifest.grading.definitions_on_import_error,
-                   cuda_on_cpu=manifest.grading.cuda_on_cpu and not manifest.grading.gpu)
+                   cuda_on_cpu=manifest.grading.cuda_on_cpu and not manifest.grading.gpu,
+                   container_need=manifest.gradescope.container_bytes)
 
 
 def default_run_as() -> tuple[int, int] | None:
@@ -288,6 +294,7 @@ class ProcessConnection(Connection):
         for fd in (req_w, resp_r, out_r):
             os.set_blocking(fd, False)
         self.starts += 1
+        self._oom_mark = container.oom_kills()
         status = _read_all(status_r, deadline=time.monotonic() + 30)
         os.close(status_r)
         try:
@@ -537,6 +544,15 @@ class ProcessConnection(Connection):
         else:
             message = f"Your code's process exited{where} (exit status {code}); did it call sys.exit or os._exit?"
             reason = "exit"
+        if container.oom_kills() > getattr(self, "_oom_mark", 1 << 62):
+            # The machine's (container's) out-of-memory killer struck while this worker ran: what it killed
+            # may be this worker or the process that started it, and the exit status then says little.
+            limits = container.read_limits()
+            message = container.out_of_memory_message(limits, self.settings.container_need, where)
+            need = self.settings.container_need
+            small = need is not None and limits.memory_limit is not None and limits.memory_limit < need
+            reason = "container_memory" if small else "memory"
+            return _with_output(StudentCrash(reason, message, label), text)
         if any(m in text for m in MEMORY_MARKERS):
             message = f"Your code used more than {_gib(self.settings.memory_limit)} of memory{where}; it was stopped."
             reason = "memory"
