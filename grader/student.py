@@ -170,6 +170,33 @@ def value_and_grad(fn: Any, *args: Any, wrt: tuple = (0,), grad_output: Any = No
     return local_value_and_grad(fn, list(args), dict(kwargs), list(wrt), grad_output)
 
 
+def call_keeping_inputs(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)``, failing the test when ``fn`` changed one of its tensor or array inputs in place.
+
+    The comparison runs where ``fn`` runs (the student's process), on the very objects ``fn``
+    received: an argument copied to the worker and compared in the grader could never show the
+    change. Works on student functions and on local ones.
+
+    Raises:
+        AssertionError: naming the changed inputs (``args[0]``, ``kwargs['boxes']``).
+    """
+    if isinstance(fn, RemoteObject):
+        label = object.__getattribute__(fn, "_label") or type_name(fn)
+        conn = object.__getattribute__(fn, "_conn")
+        result, changed = conn.request("call_keeping_inputs", obj=fn, args=list(args), kwargs=kwargs,
+                                       label=f"{label}(...)")
+    else:
+        from grader.sandbox.server import call_keeping_inputs as local_call
+
+        label = getattr(fn, "__qualname__", repr(fn))
+        result, changed = local_call(fn, list(args), dict(kwargs))
+    if changed:
+        raise AssertionError(f"{label}(...) changed its input {', '.join(changed)} in place; the caller's tensor "
+                             "must stay as it was: compute on a copy (x = x.clone()) or use out-of-place operations "
+                             "(x.clamp(...) instead of x.clamp_(...), x = x * w instead of x *= w)")
+    return result
+
+
 @contextlib.contextmanager
 def student_raises(*type_names: str, match: str | None = None) -> Iterator[dict]:
     """Expect student code to raise one of ``type_names`` (e.g. ``"ValueError"``).

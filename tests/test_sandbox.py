@@ -11,7 +11,15 @@ from engine_support import by_name, make_project, run
 
 from grader.sandbox.client import StaleObjectError, StudentCodeError, StudentCrash, StudentImportError
 from grader.sandbox.process import ProcessConnection, SandboxSettings, default_protected, default_run_as
-from grader.student import is_instance, module_info, num_parameters, student_raises, type_name, value_and_grad
+from grader.student import (
+    call_keeping_inputs,
+    is_instance,
+    module_info,
+    num_parameters,
+    student_raises,
+    type_name,
+    value_and_grad,
+)
 
 CODE = '''
 import os, sys, time
@@ -70,6 +78,16 @@ def die():
 
 def bad_value():
     raise ValueError("unknown class 'unicorn'")
+
+def clamp_in_place(x, scale=1.0):
+    return x.clamp_(0, 1).sum() * scale
+
+def clamp_copy(x, scale=1.0):
+    return x.clamp(0, 1).sum() * scale
+
+def bump_nested(items):
+    items[1]["boxes"] += 1
+    return len(items)
 '''
 
 
@@ -153,6 +171,23 @@ def test_gradients_and_errors(conn):
     assert "mod.py" in caught["error"].traceback
     with pytest.raises(StudentCodeError, match="has no attribute 'missing'"):
         mod.missing  # noqa: B018
+
+
+def test_inputs_changed_in_place_are_seen_in_the_worker(conn):
+    """The grader's own copy of an argument never changes (it was copied to the worker); the check that runs in
+    the worker sees the student's ``clamp_`` on the caller's tensor, names the argument, and passes clean code."""
+    mod = conn.import_module("mod")
+    x = torch.tensor([-1.0, 0.5, float("nan"), 3.0])
+    kept = x.clone()
+    mod.clamp_in_place(x)
+    assert torch.equal(x.nan_to_num(), kept.nan_to_num())  # why a grader-side comparison cannot fail
+    assert call_keeping_inputs(mod.clamp_copy, x, scale=2.0).isnan()
+    with pytest.raises(AssertionError, match=r"clamp_in_place\(\.\.\.\) changed its input args\[0\] in place"):
+        call_keeping_inputs(mod.clamp_in_place, x)
+    with pytest.raises(AssertionError, match=r"args\[0\]\[1\]\['boxes'\]"):
+        call_keeping_inputs(mod.bump_nested, [torch.zeros(2), {"boxes": torch.zeros(3, 4)}])
+    with pytest.raises(AssertionError, match=r"kwargs\['x'\]"):
+        call_keeping_inputs(lambda x: x.mul_(2), x=torch.ones(2))  # a local function: the same check
 
 
 def test_output_is_captured_per_call(conn):

@@ -30,6 +30,7 @@ import importlib
 import io
 import random
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -310,6 +311,13 @@ class WorkerServer:
     def op_module_info(self, request: dict) -> dict:
         return module_info(self._target(request))
 
+    def op_call_keeping_inputs(self, request: dict) -> Any:
+        args, kwargs = request.get("args", []), request.get("kwargs", {})
+        if type(args) is not list or type(kwargs) is not dict or not all(type(k) is str for k in kwargs):
+            raise protocol.ProtocolError("call needs a list of args and a dict of str keyword args")
+        result, changed = call_keeping_inputs(self._target(request), args, kwargs)
+        return [result, changed]
+
     def op_value_and_grad(self, request: dict) -> Any:
         return value_and_grad(self._target(request), list(request.get("args", [])),
                               dict(request.get("kwargs", {})), request.get("wrt", [0]), request.get("grad_output"))
@@ -442,6 +450,50 @@ def value_and_grad(fn: Any, args: list, kwargs: dict, wrt: list, grad_output: An
         return output.detach(), [None for _ in inputs]
     grads = torch.autograd.grad(output, inputs, grad_outputs=grad_output, allow_unused=True)
     return output.detach(), [None if g is None else g.detach() for g in grads]
+
+
+def _array_leaves(value: Any, where: str, depth: int = 0) -> Iterator[tuple[str, Any]]:
+    """``(where, array)`` for each tensor or numpy array in ``value`` (lists, tuples, dicts, 4 levels)."""
+    torch, np = sys.modules.get("torch"), sys.modules.get("numpy")
+    if (torch is not None and isinstance(value, torch.Tensor)) or (np is not None and isinstance(value, np.ndarray)):
+        yield where, value
+    elif depth < 4 and isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _array_leaves(item, f"{where}[{index}]", depth + 1)
+    elif depth < 4 and isinstance(value, dict):
+        for key, item in value.items():
+            yield from _array_leaves(item, f"{where}[{key!r}]", depth + 1)
+
+
+def _same_array(before: Any, after: Any) -> bool:
+    """Same shape, dtype and values (NaN equal to NaN)."""
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(before, np.ndarray):
+        return before.shape == after.shape and before.dtype == after.dtype and bool(
+            np.array_equal(before, after, equal_nan=before.dtype.kind in "fc"))
+    if before.shape != after.shape or before.dtype != after.dtype:
+        return False
+    if before.is_floating_point() or before.is_complex():
+        return bool(((before == after) | (before.isnan() & after.isnan())).all())
+    return bool((before == after).all())
+
+
+def call_keeping_inputs(fn: Any, args: list, kwargs: dict) -> tuple[Any, list[str]]:
+    """Call ``fn(*args, **kwargs)``; return its result and where it changed its tensor/array inputs in place.
+
+    Runs where the inputs live (the worker), so an in-place change of the caller's tensor is seen:
+    a copy sent from the grader would hide it.
+
+    Returns:
+        (result, changed): ``changed`` lists the inputs (``"args[0]"``, ``"kwargs['x'][1]"``) whose
+        shape, dtype or values differ after the call.
+    """
+    leaves = [*_array_leaves(args, "args"), *_array_leaves(kwargs, "kwargs")]
+    saved = [(where, value, value.detach().clone() if hasattr(value, "detach") else value.copy())
+             for where, value in leaves]
+    result = fn(*args, **kwargs)
+    changed = [where for where, value, copy in saved if not _same_array(copy, value)]
+    return result, changed
 
 
 def _to_device(value: Any, device: str) -> Any:
