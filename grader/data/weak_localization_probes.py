@@ -10,6 +10,8 @@ NMS and AP), the suite hands them one of these instead of the student's network:
   (20 score maps of 29 x 29 for any input) that keeps every output it gives, with its
   gradient, so that the grader can read ``d loss / d maps`` after the student's
   ``loss.backward()``.
+* :class:`RecordingOptimizer`: an optimizer that changes nothing and notes the gradient at each
+  ``step()``, so that the grader can tell whether the student's loop steps on each batch's gradient.
 * :class:`TableDetector`: gives, for each image of a known set (recognised by its
   pixels), a fixed ``cls_prob`` table of ``[N_roi, 20]``, whatever the other arguments.
 
@@ -60,6 +62,32 @@ class RecordingLocalizer(nn.Module):
         """``(maps, grad)`` of every output, detached, on the CPU, in float64."""
         return [(m.detach().cpu().double(), None if m.grad is None else m.grad.detach().cpu().double())
                 for m in self.outputs]
+
+
+class RecordingOptimizer(torch.optim.SGD):
+    """An SGD with learning rate 0 (it changes nothing) that notes, at every ``step()``, the gradient of
+    the probe's ``classifier.bias`` and how many outputs the probe had given by then.
+
+    ``d loss / d classifier.bias`` of one batch is the sum of ``d loss / d maps`` over the batch and the
+    map positions, which the grader reads from the probe's outputs: so it can tell whether each step
+    used the gradient of its own batch only (``zero_grad`` before, ``backward`` before ``step``).
+    Registers itself as ``model.optimizer``.
+    """
+
+    def __init__(self, model: RecordingLocalizer):
+        super().__init__(model.parameters(), lr=0.0)
+        self.__dict__["_probe"] = model  # not a parameter group; no recursion through the module
+        self.steps: list[tuple[int, torch.Tensor | None]] = []
+        model.optimizer = self
+
+    def step(self, closure: Any = None) -> Any:
+        grad = self._probe.classifier.bias.grad
+        self.steps.append((len(self._probe.outputs), None if grad is None else grad.detach().cpu().double().clone()))
+        return super().step(closure)
+
+    def recorded_steps(self) -> list[tuple[int, torch.Tensor | None]]:
+        """``(outputs given before the step, d loss / d classifier.bias at the step)`` of every step."""
+        return list(self.steps)
 
 
 class TableDetector(nn.Module):

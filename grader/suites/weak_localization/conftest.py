@@ -209,6 +209,19 @@ def check_nms_result(got, expected_boxes: torch.Tensor, expected_scores: torch.T
                  rtol=1e-6, atol=1e-6, hint=hint)
 
 
+def keeping_inputs(fn: Any, *args: Any, call: str, hint: str = "", **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` (:func:`grader.student.call_keeping_inputs`): fails, naming the call, when ``fn``
+    changed one of its tensor / array arguments in place (the comparison runs in the student's process)."""
+    from grader.student import call_keeping_inputs
+
+    try:
+        return call_keeping_inputs(fn, *args, **kwargs)
+    except GradingFailure:
+        raise
+    except AssertionError as exc:
+        raise GradingFailure(f"Called {call}\n{exc}" + (f"\nHint: {hint}" if hint else "")) from None
+
+
 def xavier_std(shape: tuple[int, ...]) -> float:
     receptive = int(np.prod(shape[2:])) if len(shape) > 2 else 1
     return math.sqrt(2.0 / (shape[1] * receptive + shape[0] * receptive))
@@ -217,7 +230,7 @@ def xavier_std(shape: tuple[int, ...]) -> float:
 @pytest.fixture
 def wl() -> SimpleNamespace:
     """Helpers: ``tensor``, ``sorted_rows``, ``same_box_sets``, ``sort_detections``, ``check_aps``, ``xavier_std``,
-    ``eval_mode(model)`` / ``train_mode(model)``.
+    ``keeping_inputs(fn, *args, call=...)``, ``eval_mode(model)`` / ``train_mode(model)``.
 
     ``model.eval()`` returns the model itself, which comes back as a second proxy with the same
     object id; when that proxy is garbage-collected the engine releases the id and the first proxy
@@ -236,7 +249,7 @@ def wl() -> SimpleNamespace:
 
     return SimpleNamespace(tensor=_tensor, number=number, sorted_rows=sorted_rows, same_box_sets=same_box_sets,
                            sort_detections=sort_detections, check_aps=check_aps, xavier_std=xavier_std,
-                           nms_result=nms_result, check_nms_result=check_nms_result,
+                           nms_result=nms_result, check_nms_result=check_nms_result, keeping_inputs=keeping_inputs,
                            classes=list(VOC_CLASSES), eval_mode=eval_mode, train_mode=train_mode, _keep=keep)
 
 
@@ -483,10 +496,12 @@ class CourseCalls:
                 f"train(train_loader, model, criterion, optimizer, epoch); {detail}")
         return recorder.call_args
 
-    def run_task_1_train(self, data: Any, batch_size: int = 4) -> tuple[Any, str]:
+    def run_task_1_train(self, data: Any, batch_size: int = 4, recording_optimizer: bool = False) -> tuple[Any, str]:
         """The student's ``train()`` for one epoch on their own data set (built by their ``main()``), in
         batches of ``batch_size`` with their ``collate_fn``, with a :class:`RecordingLocalizer` for the
-        model and an optimizer that changes nothing. Returns the probe and a description of the call."""
+        model and an optimizer that changes nothing (with ``recording_optimizer``, a
+        :class:`RecordingOptimizer`, ``probe.optimizer``, that notes the gradient at every ``step()``).
+        Returns the probe and a description of the call."""
         call = self.task_1_train_call(data)
         args, kwargs = list(call.args), dict(call.kwargs)
         builtins = self.student.import_library("builtins")
@@ -501,7 +516,10 @@ class CourseCalls:
         fresh = data_module.DataLoader(loader.dataset, batch_size=batch_size, shuffle=False, num_workers=0,
                                        collate_fn=loader.collate_fn, drop_last=False)
         probe = probes.RecordingLocalizer(20, 29, 7)
-        optimizer = mock.MagicMock()
+        if recording_optimizer:
+            optimizer = probes.RecordingOptimizer(probe)
+        else:
+            optimizer = mock.MagicMock()
         replaced = {"train_loader": fresh, "model": probe, "optimizer": optimizer}
         for i, name in enumerate(names):
             if name in replaced:

@@ -43,7 +43,7 @@ def test_localizer_output_size(student, wl, batch, size, side):
                "no pooling in forward")
 
 
-@pytest.mark.weight(2)
+@pytest.mark.weight(1)
 @pytest.mark.number("1.2")
 def test_localizer_layers(student):
     """LocalizerAlexNet has AlexNet's conv layers (torchvision names) and the 3-conv classifier"""
@@ -63,13 +63,93 @@ def test_localizer_layers(student):
     check(total == 3_130_708, f"expected 3,130,708 parameters, got {total:,}", call="LocalizerAlexNet()")
 
 
+def seeded_localizer_state(seed: int = 123) -> dict[str, torch.Tensor]:
+    """Weights for LocalizerAlexNet (torchvision's feature names, the reference's classifier indices): He-scaled
+    random convolutions and biases, so that every ReLU cuts some activations and none is dead."""
+    features = torchvision.models.alexnet(weights=None).features[:12]
+    classifier = torch.nn.Sequential(torch.nn.Conv2d(256, 256, 3), torch.nn.ReLU(), torch.nn.Conv2d(256, 256, 1),
+                                     torch.nn.ReLU(), torch.nn.Conv2d(256, 20, 1))
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    for group, module in (("features", features), ("classifier", classifier)):
+        for name, value in module.state_dict().items():
+            fan_in = int(np.prod(value.shape[1:])) if value.dim() > 1 else 1
+            scale = (2.0 / fan_in) ** 0.5 if value.dim() > 1 else 0.1
+            state[f"{group}.{name}"] = torch.randn(value.shape, generator=generator) * scale
+    return state
+
+
+def localizer_maps(state: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """The handout's LocalizerAlexNet, computed here: AlexNet conv1-conv5 (ReLUs, max-pools 3/2), then
+    conv 3x3 (no padding), ReLU, conv 1x1, ReLU, conv 1x1: raw score maps."""
+    def conv(name: str, y: torch.Tensor, **options) -> torch.Tensor:
+        return F.conv2d(y, state[f"{name}.weight"], state[f"{name}.bias"], **options)
+
+    y = F.max_pool2d(F.relu(conv("features.0", x, stride=4, padding=2)), 3, 2)
+    y = F.max_pool2d(F.relu(conv("features.3", y, padding=2)), 3, 2)
+    y = F.relu(conv("features.10", F.relu(conv("features.8", F.relu(conv("features.6", y, padding=1)), padding=1)),
+                    padding=1))
+    y = F.relu(conv("classifier.2", F.relu(conv("classifier.0", y))))
+    return conv("classifier.4", y)
+
+
+def localizer_parameters(info: dict, state: dict[str, torch.Tensor], call: str) -> dict[str, torch.Tensor]:
+    """``state`` under the student's parameter names: within ``features`` and ``classifier``, in order, by shape."""
+    mapped = {}
+    for group in ("features", "classifier"):
+        mine = [(n, tuple(shape)) for n, shape, _g, _d in info["parameters"] if n.split(".", 1)[0] == group]
+        theirs = [(n, tuple(v.shape)) for n, v in state.items() if n.split(".", 1)[0] == group]
+        check([s for _, s in mine] == [s for _, s in theirs],
+              f"LocalizerAlexNet.{group} has parameter shapes {[list(s) for _, s in mine]}; expected "
+              f"{[list(s) for _, s in theirs]}", call=call,
+              hint="features: AlexNet conv1-conv5 (torchvision's alexnet().features[:12]); classifier: conv 3x3 "
+                   "(256 -> 256, no padding), conv 1x1 (256 -> 256), conv 1x1 (256 -> 20), with biases")
+        mapped.update({name: state[ref] for (name, _), (ref, _) in zip(mine, theirs)})
+    return mapped
+
+
+@pytest.mark.weight(1)
+@pytest.mark.number("1.23")
+def test_localizer_score_values(student, wl):
+    """LocalizerAlexNet's score maps, with given weights, on a batch of 3 non-square images"""
+    # Shapes and parameter counts do not see the order of the layers, the ReLUs or the pooling kernels
+    # (max-pools 2/2 and 3/2 give the same sizes at 512 x 512): the values with known weights do.
+    state = seeded_localizer_state()
+    model = wl.eval_mode(student.AlexNet.LocalizerAlexNet(num_classes=20))
+    call = "LocalizerAlexNet(num_classes=20).eval() with the grader's weights"
+    model.load_state_dict(localizer_parameters(module_info(model), state, call), strict=False)
+    x = torch.randn(3, 3, 200, 280, generator=torch.Generator().manual_seed(23))
+    call = describe_call(call + ";", x)
+    with torch.no_grad():
+        expected = localizer_maps(state, x)
+    out = model(x)
+    check(isinstance(out, torch.Tensor), f"expected score maps {list(expected.shape)}, got {describe(out)}", call=call)
+    out = out.detach().to(torch.float32)
+    hint = ("AlexNet conv1-conv5 (conv 11x11/4 pad 2, ReLU, max-pool 3/2, conv 5x5 pad 2, ReLU, max-pool 3/2, three "
+            "conv 3x3 pad 1 each with its ReLU; no last max-pool), then conv 3x3 (no padding), ReLU, conv 1x1, ReLU, "
+            "conv 1x1 (raw scores: no ReLU after the last conv)")
+    # Raw maps as the handout's model gives them; a sigmoid at the end (BCELoss in train()) keeps their order.
+    readings = [("score maps", expected), ("sigmoid of the score maps", torch.sigmoid(expected)),
+                ("max-pooled scores", expected.amax(dim=(2, 3))),
+                ("sigmoid of the max-pooled scores", torch.sigmoid(expected.amax(dim=(2, 3))))]
+    shaped = [(name, value) for name, value in readings if tuple(value.shape) == tuple(out.shape)]
+    check(bool(shaped), f"expected score maps of shape {list(expected.shape)} (20 maps per image, 200 x 280 "
+          f"images), got {describe(out)}", call=call, hint=hint)
+    scale = float(expected.abs().max())
+    for _name, value in shaped:
+        if torch.allclose(out, value, rtol=1e-3, atol=1e-4 * max(scale, 1.0)):
+            return
+    name, value = shaped[0]
+    assert_close(out, value, call=call, what=name, rtol=1e-3, atol=1e-4 * max(scale, 1.0), hint=hint)
+
+
 @pytest.mark.weight(1)
 @pytest.mark.number("1.3")
 @pytest.mark.part("extended")
-def test_image_level_scores(student):
+def test_image_level_scores(student, wl):
     """image_level_scores: global max pooling of the score maps"""
     maps = torch.randn(3, 20, 5, 7, generator=torch.Generator().manual_seed(3)) * 3
-    got = student.task_1.image_level_scores(maps)
+    got = wl.keeping_inputs(student.task_1.image_level_scores, maps, call=describe_call("image_level_scores", maps))
     assert_close(got, maps.amax(dim=(2, 3)), call=describe_call("image_level_scores", maps),
                  hint="the largest score of each [h, w] map, no sigmoid")
 
@@ -130,6 +210,10 @@ def test_localizer_classifier_is_xavier(student, wl, alexnet_weights):
               hint="nn.init.xavier_uniform_ (or xavier_normal_) on every classifier convolution")
 
 
+KEEP_HINT = ("the starter's train() passes imoutput.data (the model's output: .data and .detach() share its memory) "
+             "to metric1 and then to metric2: work on a copy (x.clone(), torch.sigmoid(x)) or out of place")
+
+
 def sklearn_map(scores: torch.Tensor, labels: torch.Tensor) -> float:
     values = [average_precision_score(labels[:, c].numpy(), scores[:, c].numpy())
               for c in range(labels.shape[1]) if labels[:, c].any()]
@@ -172,7 +256,8 @@ def test_metric1_is_map(student, wl, scores, labels):
     call = describe_call("metric1", scores, labels)
     expected = sklearn_map(scores, labels)
     for name, given in (("scores", scores), ("probabilities", torch.sigmoid(scores))):
-        got = wl.number(student.task_1.metric1(given, labels), call)
+        # train() calls metric1(imoutput.data, target) and then metric2 on the same tensor: neither may change it.
+        got = wl.number(wl.keeping_inputs(student.task_1.metric1, given, labels, call=call, hint=KEEP_HINT), call)
         check(abs(got - expected) <= 1e-5, f"on {name}: expected {expected:.6g}, got {got:.6g}", call=call,
               hint="AP of each class (sklearn.metrics.average_precision_score), averaged over the classes with a "
                    "positive image (a class without one has no AP: leave it out)")
@@ -202,7 +287,7 @@ def test_metric2_is_a_recall(student, wl, scores, labels):
                              "present classes, at a threshold you choose")
     base = torch.sigmoid(scores)
     call = describe_call("metric2", base, labels)
-    first = wl.number(student.task_1.metric2(base, labels), call)
+    first = wl.number(wl.keeping_inputs(student.task_1.metric2, base, labels, call=call, hint=KEEP_HINT), call)
     check(0.0 <= first <= 1.0, f"a recall is in [0, 1], got {first:.6g}", call=call)
     # Recall does not look at the classes an image does not have: changing their scores changes nothing.
     shuffled = torch.where(labels > 0, base, torch.rand(base.shape, generator=torch.Generator().manual_seed(3)))
@@ -240,10 +325,12 @@ def test_metric2_is_recall_at_half(student, scores, labels):
 @pytest.mark.weight(1)
 @pytest.mark.number("1.9")
 @pytest.mark.part("extended")
-def test_upsample_heatmap(student):
+def test_upsample_heatmap(student, wl):
     """upsample_heatmap: bilinear resize to the image size, then min-max to [0, 1]"""
     score_map = torch.randn(29, 29, generator=torch.Generator().manual_seed(6)) * 5
-    got = student.task_1.upsample_heatmap(score_map, (96, 128))
+    got = wl.keeping_inputs(student.task_1.upsample_heatmap, score_map, (96, 128),
+                            call=describe_call("upsample_heatmap", score_map, (96, 128)),
+                            hint="the score map is the model's output: rescale a copy (x - x.min(), not x -= ...)")
     up = F.interpolate(score_map[None, None].double(), size=(96, 128), mode="bilinear", align_corners=False)[0, 0]
     expected = ((up - up.min()) / (up.max() - up.min())).float()
     call = describe_call("upsample_heatmap", score_map, (96, 128))
@@ -308,7 +395,8 @@ def test_boxes_from_heatmap_several_blobs(student, wl):
     """boxes_from_heatmap: one box per blob above the threshold, best first"""
     heat, boxes, scores = blob_map()
     call = describe_call("boxes_from_heatmap", heat, 0.5)
-    got = student.task_1.boxes_from_heatmap(heat, 0.5)
+    got = wl.keeping_inputs(student.task_1.boxes_from_heatmap, heat, 0.5, call=call,
+                            hint="threshold a copy (heatmap >= threshold gives a new mask); do not zero the caller's map")
     check(isinstance(got, (tuple, list)) and len(got) == 2, f"expected (boxes, scores), got {describe(got)}",
           call=call)
     got_boxes = wl.tensor(got[0], "boxes", call, torch.float64).reshape(-1, 4)
@@ -323,6 +411,18 @@ def test_boxes_from_heatmap_several_blobs(student, wl):
           hint="box = (min col, min row, max col + 1, max row + 1) of each component, sorted by its largest value")
     assert_close(wl.tensor(got[1], "scores", call, torch.float64).reshape(-1), torch.tensor(scores, dtype=torch.float64),
                  call=call, what="scores", rtol=1e-6, atol=1e-6, hint="a box's score is the largest heat inside it")
+    # Pixels exactly at the threshold belong to the blob (heatmap >= threshold, as the docstring fixes).
+    edge = torch.zeros(6, 7)
+    edge[1:3, 2:5] = 0.5
+    edge[2, 3] = 0.75
+    call = describe_call("boxes_from_heatmap", edge, 0.5) + " (a blob of 0.5 around one pixel of 0.75)"
+    got = student.task_1.boxes_from_heatmap(edge, 0.5)
+    check(isinstance(got, (tuple, list)) and len(got) == 2, f"expected (boxes, scores), got {describe(got)}",
+          call=call)
+    got_boxes = wl.tensor(got[0], "boxes", call, torch.float64).reshape(-1, 4).tolist()
+    check(got_boxes in ([[2.0, 1.0, 5.0, 3.0]], [[2.0, 1.0, 4.0, 2.0]]),
+          f"expected the box [2, 1, 5, 3] (every pixel >= 0.5), got {got_boxes}", call=call,
+          hint="a pixel whose value equals the threshold is part of the object: heatmap >= threshold")
 
 
 def label_rows(data, split: str = "trainval") -> set[tuple[int, ...]]:
@@ -375,7 +475,7 @@ def check_localization_gradient(maps: torch.Tensor, grad: torch.Tensor, labels: 
           "nn.BCEWithLogitsLoss() on the pooled scores, or nn.BCELoss() on their sigmoid")
 
 
-@pytest.mark.weight(8)
+@pytest.mark.weight(6)
 @pytest.mark.number("1.20")
 @pytest.mark.sandbox(call_timeout=180)
 def test_loss_in_train(student, alexnet_weights, wl_data, course):
@@ -392,6 +492,47 @@ def test_loss_in_train(student, alexnet_weights, wl_data, course):
           call=call)
     for maps, grad in recorded:
         check_localization_gradient(maps, grad, label_rows(data), call)
+
+
+@pytest.mark.weight(2)
+@pytest.mark.number("1.24")
+@pytest.mark.sandbox(call_timeout=180)
+def test_train_steps_on_each_batch(student, alexnet_weights, wl_data, course):
+    """train() steps the optimizer once per batch, after backward, on that batch's gradient alone"""
+    # The optimizer main() makes is replaced by one that changes nothing and notes the gradient at each
+    # step(): the gradient of the stand-in's last bias is the batch's d loss / d maps summed, which the
+    # grader reads from the outputs. Without zero_grad the gradients of earlier batches add up; a step
+    # before backward uses the previous batch's (or none).
+    data = wl_data({"trainval": 12, "test": 4}, seed=32, size=(64, 80), objects_per_image=(1, 2))
+    probe, call = course.run_task_1_train(data, batch_size=4, recording_optimizer=True)
+    outputs = probe.recorded()
+    steps = probe.optimizer.recorded_steps()
+    batch_grads = [None if grad is None else grad.sum(dim=(0, 2, 3)) for _maps, grad in outputs]
+    trained = sum(g is not None and float(g.abs().max()) > 0 for g in batch_grads)
+    check(trained > 0, "train() ran no backward pass through the model's output", call=call,
+          hint="loss.backward() on the loss of each batch")
+    check(len(steps) == trained, f"train() took {len(steps)} optimizer steps for {trained} batches that had a "
+          "gradient", call=call, hint="optimizer.step() once per batch, after loss.backward()")
+    hint = "per batch: optimizer.zero_grad(), then loss.backward(), then optimizer.step()"
+    previous = 0
+    for number, (count, grad) in enumerate(steps, start=1):
+        own = [g for g in batch_grads[previous:count] if g is not None]
+        expected = torch.stack(own).sum(0) if own else torch.zeros(20, dtype=torch.float64)
+        previous = count
+        check(bool(own) and float(expected.abs().max()) > 0,
+              f"step {number} came before the backward pass of its batch (no gradient of a new output yet)",
+              call=call, hint=hint)
+        check(grad is not None, f"at step {number} the model's parameters had no gradient (a step before "
+              "backward, or zero_grad between them?)", call=call, hint=hint)
+        if torch.allclose(grad, expected, rtol=1e-3, atol=1e-6 * float(expected.abs().max())):
+            continue
+        before = [g for g in batch_grads[:count] if g is not None]
+        stale = len(before) > len(own) and torch.allclose(grad, torch.stack(before).sum(0), rtol=1e-3, atol=1e-9)
+        raise GradingFailure(
+            f"Called {call}\nat optimizer step {number} the gradient is not that of its batch alone"
+            + (" but the sum over every batch so far: the gradients are never zeroed" if stale else "")
+            + f" (largest difference {float((grad - expected).abs().max()):.3g}, gradient of the batch up to "
+              f"{float(expected.abs().max()):.3g})\nHint: {hint}")
 
 
 @pytest.mark.weight(3)
