@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from grader.compare import assert_close, describe_call
+from grader.student import call_keeping_inputs
 
 # This project's extended FCOS work: graded only in the manifest's 'extended' profile.
 pytestmark = pytest.mark.part("extended")
@@ -64,8 +65,8 @@ def test_map_random_scenes(student, reference, use_07_metric):
     for seed in range(6):
         detections, ground_truths, difficult = random_scene(100 + seed)
         threshold = (0.5, 0.3, 0.7)[seed % 3]
-        got = student.detection_utils.compute_map(detections, ground_truths, NUM_CLASSES, iou_threshold=threshold,
-                                                  use_07_metric=use_07_metric, difficult=difficult)
+        got = call_keeping_inputs(student.detection_utils.compute_map, detections, ground_truths, NUM_CLASSES,
+                                  iou_threshold=threshold, use_07_metric=use_07_metric, difficult=difficult)
         expected = reference.detection_utils.compute_map(detections, ground_truths, NUM_CLASSES,
                                                          iou_threshold=threshold, use_07_metric=use_07_metric,
                                                          difficult=difficult)
@@ -80,7 +81,7 @@ def test_map_random_scenes(student, reference, use_07_metric):
                      what=f"mAP (scene {seed})")
 
 
-@pytest.mark.weight(1)
+@pytest.mark.weight(0.5)
 @pytest.mark.number("9.3")
 def test_map_edge_cases(student, reference):
     """compute_map with empty images, only-difficult classes and no detections at all"""
@@ -104,3 +105,31 @@ def test_map_edge_cases(student, reference):
             assert_close(float(got[1]), expected[1], equal_nan=True, call=call, what="mAP")
         else:
             assert_close(float(got[1]), expected[1], rtol=1e-6, call=call, what="mAP")
+
+
+@pytest.mark.weight(0.5)
+@pytest.mark.number("9.5")
+@pytest.mark.parametrize("use_07_metric", [False, True])
+def test_map_iou_equal_to_threshold_is_a_hit(student, reference, use_07_metric):
+    """compute_map: a detection whose IoU equals iou_threshold is a true positive (IoU >= threshold)"""
+    # IoU exactly 0.5 ([0, 0, 3, 1] and [1, 0, 4, 1]: 2 / 4) and exactly 0.25 (2 / 8), in float32 and float64;
+    # a clear miss (IoU 0.2) and a hit on a difficult box exactly at the threshold (ignored, not a FP).
+    ground_truths = [torch.tensor([[0.0, 0.0, 3.0, 1.0, 0.0], [10.0, 0.0, 15.0, 1.0, 1.0], [20.0, 0.0, 23.0, 1.0, 0.0]]),
+                     torch.tensor([[0.0, 0.0, 5.0, 1.0, 1.0]])]
+    difficult = [torch.tensor([False, False, True]), torch.tensor([False])]
+    for threshold in (0.5, 0.25):
+        detections = [torch.tensor([[1.0, 0.0, 4.0, 1.0, 0.0, 0.9],     # IoU 0.5 with the class-0 box
+                                    [13.0, 0.0, 18.0, 1.0, 1.0, 0.8],   # IoU 0.25 with the class-1 box
+                                    [21.0, 0.0, 24.0, 1.0, 0.0, 0.7]]),  # IoU 0.5 with the difficult box
+                      torch.tensor([[4.0, 0.0, 9.0, 1.0, 1.0, 0.6]])]    # IoU 1 / 9: a FP at both thresholds
+        got = call_keeping_inputs(student.detection_utils.compute_map, detections, ground_truths, 2,
+                                  iou_threshold=threshold, use_07_metric=use_07_metric, difficult=difficult)
+        expected = reference.detection_utils.compute_map(detections, ground_truths, 2, iou_threshold=threshold,
+                                                         use_07_metric=use_07_metric, difficult=difficult)
+        call = describe_call("compute_map", detections, ground_truths, 2, iou_threshold=threshold,
+                             use_07_metric=use_07_metric, difficult=difficult)
+        ap = got[0] if isinstance(got, (tuple, list)) and len(got) == 2 else got
+        assert_close(ap.double() if isinstance(ap, torch.Tensor) else ap, expected[0], rtol=1e-6, call=call,
+                     what=f"AP per class (iou_threshold={threshold})",
+                     hint="a detection is a hit when its best IoU is >= iou_threshold (the VOC devkit's ovmax >= "
+                          "ovthresh): IoU exactly at the threshold counts")

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from grader.compare import assert_equal, describe_call
+from grader.student import call_keeping_inputs
 
 # This project's extended FCOS work: graded only in the manifest's 'extended' profile.
 pytestmark = pytest.mark.part("extended")
@@ -59,5 +60,5 @@ def test_nms_random_scenes(student, reference, scene):
     """nms on random scenes with ties and boundary IoUs"""
     boxes, scores, threshold = scene
     expected = reference.detection_utils.nms(boxes, scores, threshold)
-    got = student.detection_utils.nms(boxes, scores, threshold)
+    got = call_keeping_inputs(student.detection_utils.nms, boxes, scores, threshold)
     assert_equal(got, expected, call=describe_call("nms", boxes, scores, threshold))

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from grader.compare import assert_close, describe_call
+from grader.student import call_keeping_inputs
 
 STRIDES = {"p3": 8, "p4": 16, "p5": 32}
 BG = [-1.0] * 5
@@ -15,7 +16,7 @@ BG = [-1.0] * 5
 @pytest.mark.number("3.3")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_location_coords_random_shapes(student, reference, dtype):
-    """get_fpn_location_coords on maps of random sizes and other strides equals the reference (either order)"""
+    """get_fpn_location_coords on maps of random sizes and other (also odd) strides equals the reference (either order)"""
     _check_random_location_coords(student, reference, dtype, square=True)
 
 
@@ -29,13 +30,13 @@ def test_location_coords_random_non_square(student, reference):
 
 def _check_random_location_coords(student, reference, dtype, square: bool):
     generator = torch.Generator().manual_seed(7)
-    for _ in range(4):
+    # Odd strides too: the centre is stride * (i + 0.5), which stride // 2 gives only for even strides.
+    for strides in ({"p3": 4, "p4": 12, "p5": 40}, {"p3": 3, "p4": 7, "p5": 25}) * 2:
         sizes = torch.randint(1, 13, (3, 2), generator=generator)
         if square:  # the course's maps: "H = W is the size of feature map"
             sizes[:, 1] = sizes[:, 0]
         sizes = sizes.tolist()
         shapes = {level: (2, 4, h, w) for level, (h, w) in zip(("p3", "p4", "p5"), sizes)}
-        strides = {"p3": 4, "p4": 12, "p5": 40}
         got = student.detection_utils.get_fpn_location_coords(shapes, strides, dtype=dtype)
         expected = reference.detection_utils.get_fpn_location_coords(shapes, strides, dtype=dtype)
         call = describe_call("get_fpn_location_coords", shapes, strides, dtype=dtype)
@@ -52,7 +53,7 @@ def _check_random_location_coords(student, reference, dtype, square: bool):
 @pytest.mark.weight(1.5)
 @pytest.mark.number("5.4")
 def test_deltas_random(student, reference):
-    """deltas of random boxes (with background rows), and boxes from random deltas, equal the reference"""
+    """deltas of random boxes (with background rows), and boxes from random deltas, equal the reference; inputs unchanged"""
     dtype = torch.float32  # the starter never mentions dtypes: float32, what its data loader serves
     generator = torch.Generator().manual_seed(8)
     for stride in (8, 16, 32):
@@ -62,12 +63,12 @@ def test_deltas_random(student, reference):
         boxes = torch.cat([corners, corners + torch.rand(n, 2, generator=generator) * 200 + 1,
                            torch.randint(0, 20, (n, 1), generator=generator).float()], dim=1).to(dtype)
         boxes[::7] = -1
-        got = student.detection_utils.fcos_get_deltas_from_locations(locations, boxes, stride)
+        got = call_keeping_inputs(student.detection_utils.fcos_get_deltas_from_locations, locations, boxes, stride)
         expected = reference.detection_utils.fcos_get_deltas_from_locations(locations, boxes, stride)
         assert_close(got, expected, call=describe_call("fcos_get_deltas_from_locations", locations, boxes, stride),
                      hint="background rows (-1 boxes) give -1 deltas")
         deltas = (torch.randn(n, 4, generator=generator) * 2).to(dtype)
-        got = student.detection_utils.fcos_apply_deltas_to_locations(deltas, locations, stride)
+        got = call_keeping_inputs(student.detection_utils.fcos_apply_deltas_to_locations, deltas, locations, stride)
         expected = reference.detection_utils.fcos_apply_deltas_to_locations(deltas, locations, stride)
         assert_close(got, expected, call=describe_call("fcos_apply_deltas_to_locations", deltas, locations, stride))
 
@@ -75,10 +76,10 @@ def test_deltas_random(student, reference):
 @pytest.mark.weight(1.5)
 @pytest.mark.number("5.5")
 def test_centerness_random(student, reference):
-    """centerness of random deltas (and background rows) equals the reference"""
+    """centerness of random deltas (and background rows) equals the reference; the deltas stay unchanged"""
     generator = torch.Generator().manual_seed(9)
     deltas = torch.rand(80, 4, generator=generator) * 10 + 0.01
     deltas[::5] = -1
-    got = student.detection_utils.fcos_make_centerness_targets(deltas)
+    got = call_keeping_inputs(student.detection_utils.fcos_make_centerness_targets, deltas)
     expected = reference.detection_utils.fcos_make_centerness_targets(deltas)
     assert_close(got, expected, call=describe_call("fcos_make_centerness_targets", deltas))

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from grader.compare import assert_close, check, describe_call
+from grader.student import call_keeping_inputs
 
 STRIDES = {"p3": 8, "p4": 16, "p5": 32}
 BG = [-1.0] * 5
@@ -93,10 +94,11 @@ def test_deltas_golden(student):
     locations = torch.tensor([[32.0, 32.0], [64.0, 32.0]])
     boxes = torch.tensor([[1.0, 2.0, 40.0, 50.0, 2.0], BG])
     expected = torch.tensor([[0.96875, 0.9375, 0.25, 0.5625], [-1.0, -1.0, -1.0, -1.0]])
-    got = student.detection_utils.fcos_get_deltas_from_locations(locations, boxes, 32)
+    # The inputs must come back unchanged: the forward pass still reads the matched boxes after computing deltas.
+    got = call_keeping_inputs(student.detection_utils.fcos_get_deltas_from_locations, locations, boxes, 32)
     assert_close(got, expected, call=describe_call("fcos_get_deltas_from_locations", locations, boxes, 32),
                  hint="(xc - x1, yc - y1, x2 - xc, y2 - yc) / stride; background rows give -1")
-    got4 = student.detection_utils.fcos_get_deltas_from_locations(locations, boxes[:, :4], 32)
+    got4 = call_keeping_inputs(student.detection_utils.fcos_get_deltas_from_locations, locations, boxes[:, :4], 32)
     assert_close(got4, expected, call=describe_call("fcos_get_deltas_from_locations", locations, boxes[:, :4], 32),
                  hint="the class column is optional: use only the first four columns")
 
@@ -109,12 +111,13 @@ def test_apply_deltas(student):
     locations = torch.tensor([[30.0, 40.0], [32.0, 29.0], [125.0, 150.0]])
     deltas = torch.tensor([[2.5, 3.125, 8.75, 9.375], [0.25, 1.125, 1.0, 0.125], [0.625, 6.25, 9.375, 6.25]])
     boxes = torch.tensor([[10.0, 15.0, 100.0, 115.0], [30.0, 20.0, 40.0, 30.0], [120.0, 100.0, 200.0, 200.0]])
-    got = student.detection_utils.fcos_apply_deltas_to_locations(deltas, locations, 8)
+    # The caller's deltas (the head's predictions) must come back unchanged: clamp a copy, not the input.
+    got = call_keeping_inputs(student.detection_utils.fcos_apply_deltas_to_locations, deltas, locations, 8)
     assert_close(got, boxes, call=describe_call("fcos_apply_deltas_to_locations", deltas, locations, 8),
                  hint="(xc - l * stride, yc - t * stride, xc + r * stride, yc + b * stride)")
     odd = torch.tensor([[-1.0, -1.0, -1.0, -1.0], [-0.5, 1.0, 2.0, -3.0]])
     points = torch.tensor([[100.0, 200.0], [16.0, 16.0]])
-    got = student.detection_utils.fcos_apply_deltas_to_locations(odd, points, 8)
+    got = call_keeping_inputs(student.detection_utils.fcos_apply_deltas_to_locations, odd, points, 8)
     assert_close(got, torch.tensor([[100.0, 200.0, 100.0, 200.0], [16.0, 8.0, 32.0, 16.0]]),
                  call=describe_call("fcos_apply_deltas_to_locations", odd, points, 8),
                  hint="multiply by the stride and clamp negative deltas to 0 (the location stays inside its box)")
@@ -127,7 +130,8 @@ def test_centerness_golden(student):
     # The course's test: boxes [[10, 15, 100, 115], [30, 20, 40, 30], background] at locations [[30, 40], [32, 29],
     # [125, 150]], stride 8; their deltas are given here (not the student's), so this test grades one function.
     deltas = torch.tensor([[2.5, 3.125, 8.75, 9.375], [0.25, 1.125, 1.0, 0.125], [-1.0, -1.0, -1.0, -1.0]])
-    got = student.detection_utils.fcos_make_centerness_targets(deltas)
+    # The caller's deltas must come back unchanged (the box loss uses them too).
+    got = call_keeping_inputs(student.detection_utils.fcos_make_centerness_targets, deltas)
     assert_close(got, torch.tensor([0.30860671401, 0.1666666716, -1.0]),
                  call=describe_call("fcos_make_centerness_targets", deltas),
                  hint="sqrt(min(l, r) * min(t, b) / (max(l, r) * max(t, b))); -1 for background rows")
