@@ -73,7 +73,7 @@ def _in_reading(ref, fcos_kit, course_order, reading):
     return twin, course_order() if order == "course" else contextlib.nullcontext()
 
 
-@pytest.mark.weight(6)
+@pytest.mark.weight(5)
 @pytest.mark.number("6.2")
 def test_losses_match_reference(student, reference, fcos_kit, course_order):
     """FCOS losses on location-varying predictions equal the reference's, over two EMA steps"""
@@ -97,6 +97,43 @@ def test_losses_match_reference(student, reference, fcos_kit, course_order):
                      hint="match every image's boxes to the locations of all levels; focal loss over all "
                           "locations; box and centerness losses at foreground only; divide by normalizer * B")
         assert_close(normalizer, want_normalizer, rtol=1e-6, what=f"_normalizer after call {step + 1}")
+
+
+# Square images whose sides are not multiples of 32 (the stand-in FPN gives maps of side // 8, // 16, // 32),
+# one image and three: the losses must come from the feature maps' own sizes and the FPN's strides, for any batch.
+OTHER_SIZES = [
+    (104, torch.tensor([[[6.0, 4.0, 50.0, 44.0, 3.0], [20.0, 30.0, 100.0, 102.0, 0.0], BG]])),
+    (120, torch.tensor([
+        [[4.0, 6.0, 40.0, 50.0, 1.0], [30.0, 10.0, 118.0, 116.0, 4.0], BG],
+        [[0.0, 0.0, 120.0, 120.0, 0.0], [60.0, 40.0, 100.0, 90.0, 2.0], [62.0, 42.0, 98.0, 88.0, 5.0]],
+        [[10.0, 70.0, 44.0, 118.0, 3.0], BG, BG],
+    ])),
+]
+
+
+@pytest.mark.weight(1)
+@pytest.mark.number("6.4")
+@pytest.mark.parametrize("case", [0, 1], ids=["1_image_104", "3_images_120"])
+def test_losses_other_sizes_and_batches(student, reference, fcos_kit, course_order, case):
+    """FCOS losses equal the reference's for 1 and 3 images whose sides are not multiples of 32"""
+    side, gt = OTHER_SIZES[case]
+    model, ref, _ = _models(student, reference, fcos_kit, seed=61 + case)
+    model.train()
+    images = torch.randn(gt.shape[0], 3, side, side, generator=torch.Generator().manual_seed(63 + case))
+    call = describe_call("FCOS.forward (stand-in backbone, fixed head weights)", images, gt)
+    got = (_scalars(model(images, gt)), float(model._normalizer))
+    readings = []
+    for reading in READINGS:
+        twin, context = _in_reading(ref, fcos_kit, course_order, reading)
+        twin.train()
+        with torch.no_grad(), context:
+            readings.append((_scalars(twin(images, gt)), float(twin._normalizer)))
+    expected = first_close(got, readings, rtol=2e-4, atol=1e-5)
+    assert_close(got[0], expected[0], call=call, rtol=2e-4, atol=1e-5, what=f"losses ({gt.shape[0]} x {side} x {side})",
+                 hint="locations from the sizes of the FPN maps (not image side // stride), the strides from "
+                      "backbone.fpn_strides; match every image of the batch; divide by normalizer * B")
+    assert_close(got[1], expected[1], rtol=1e-6, what="_normalizer after the call",
+                 hint="positives per image: divide by the batch size")
 
 
 @pytest.mark.weight(3)
@@ -127,6 +164,35 @@ def test_loss_gradients_match_reference(student, reference, fcos_kit, course_ord
                      what=f"pred_net.{their_name} after one step",
                      hint="the gradient of loss_cls + loss_box + loss_ctr must reach every head layer exactly as "
                           "the formulas say (no detached terms, background masked out)")
+
+
+@pytest.mark.weight(0.5)
+@pytest.mark.number("7.6")
+def test_inference_score_equal_to_threshold_is_dropped(student, fcos_kit):
+    """FCOS.inference keeps only scores strictly higher than test_score_thresh"""
+    # sigmoid(0) = 0.5 exactly, so logits 0 and 0 give the score sqrt(0.5 * 0.5) = 0.5, exactly the threshold.
+    locations = {"p3": torch.tensor([[4.0, 4.0], [28.0, 20.0]]), "p4": torch.tensor([[8.0, 8.0]]),
+                 "p5": torch.tensor([[16.0, 16.0]])}
+    cls = {level: torch.full((1, len(rows), NUM_CLASSES), -6.0) for level, rows in locations.items()}
+    cls["p3"][0, 0, 2] = 0.0   # score 0.5: on the threshold, dropped
+    cls["p3"][0, 1, 4] = 3.0   # score above the threshold, kept
+    cls["p4"][0, 0, 1] = 0.0   # score 0.5 again, at another level
+    ctr = {level: torch.zeros(1, len(rows), 1) for level, rows in locations.items()}
+    ctr["p3"][0, 1, 0] = 2.0
+    deltas = {level: torch.ones(1, len(rows), 4) for level, rows in locations.items()}
+    images = torch.zeros(1, 3, 64, 64)
+    model = fcos_kit.inference_fcos(NUM_CLASSES, CHANNELS, STEM)
+    model.eval()
+    out = model.inference(images, locations, cls, deltas, ctr, test_score_thresh=0.5, test_nms_thresh=0.5)
+    call = describe_call("FCOS.inference", images, locations, cls, deltas, ctr, test_score_thresh=0.5,
+                         test_nms_thresh=0.5)
+    check(isinstance(out, (tuple, list)) and len(out) == 3 and all(isinstance(o, torch.Tensor) for o in out),
+          f"expected (pred_boxes, pred_classes, pred_scores) tensors, got {type(out).__name__}", call=call)
+    score = math.sqrt(torch.sigmoid(torch.tensor(3.0, dtype=torch.float64)) * torch.sigmoid(torch.tensor(2.0, dtype=torch.float64)))
+    assert_close(out[2], torch.tensor([score], dtype=torch.float32), rtol=1e-5, call=call, what="pred_scores",
+                 hint="the starter keeps predictions with a score higher than the threshold: score > "
+                      "test_score_thresh, so a score equal to it is dropped")
+    assert_close(out[1].long(), torch.tensor([4]), call=call, what="pred_classes")
 
 
 def _random_predictions(seed: int, sizes: dict) -> tuple:
