@@ -206,6 +206,79 @@ MUTANTS = [
            find="stride = self.backbone.fpn_strides[level_name]",
            replace="stride = 8",
            select="inference_hand_made", why="every level decoded with stride 8"),
+    # --- issue 22: bugs the suite could not see (in-place changes of inputs, boundaries, other sizes) ----
+    Mutant("apply_deltas_clamp_in_place", DU,
+           find="distances = deltas.clamp(min=0) * stride",
+           replace="distances = deltas.clamp_(min=0) * stride",
+           select="apply_deltas or deltas_random",
+           why="clamp_ clamps the caller's deltas in place (the boxes are right; the head's predictions change)"),
+    Mutant("deltas_written_into_gt_boxes", DU,
+           find="""    deltas = torch.cat([locations - gt_boxes[:, :2], gt_boxes[:, 2:4] - locations], dim=1) / stride
+    background = (gt_boxes[:, :4] == -1).all(dim=1)
+    return deltas.masked_fill(background[:, None], -1)
+""",
+           replace="""    deltas = gt_boxes[:, :4]
+    background = (deltas == -1).all(dim=1)
+    deltas[:, :2] = (locations - deltas[:, :2]) / stride
+    deltas[:, 2:] = (deltas[:, 2:] - locations) / stride
+    deltas[background] = -1
+    return deltas
+""",
+           select="deltas_golden or deltas_random",
+           why="deltas computed in a view of gt_boxes: right values, but the caller's boxes are overwritten"),
+    Mutant("centerness_clamps_deltas_in_place", DU,
+           find="""    left, top, right, bottom = deltas.unbind(dim=1)
+    ratio = (torch.minimum(left, right) * torch.minimum(top, bottom)) / (
+        torch.maximum(left, right) * torch.maximum(top, bottom))
+    background = (deltas == -1).all(dim=1)
+""",
+           replace="""    background = (deltas == -1).all(dim=1)
+    left, top, right, bottom = deltas.clamp_(min=1e-6).unbind(dim=1)
+    ratio = (torch.minimum(left, right) * torch.minimum(top, bottom)) / (
+        torch.maximum(left, right) * torch.maximum(top, bottom))
+""",
+           select="centerness",
+           why="guards the division with clamp_ on the caller's deltas (background rows become 1e-6 there)"),
+    Mutant("loc_integer_half_stride", DU,
+           find="""        ys = (torch.arange(height, dtype=dtype, device=device) + 0.5) * level_stride
+        xs = (torch.arange(width, dtype=dtype, device=device) + 0.5) * level_stride
+""",
+           replace="""        ys = torch.arange(height, dtype=dtype, device=device) * level_stride + level_stride // 2
+        xs = torch.arange(width, dtype=dtype, device=device) * level_stride + level_stride // 2
+""",
+           select="location_coords",
+           why="centre offset stride // 2: right only for even strides, not stride * (i + 0.5)"),
+    Mutant("loss_strides_from_image_size", OSD,
+           find="        strides = self.backbone.fpn_strides\n",
+           replace="        strides = {level: images.shape[-1] // feats.shape[-1] for level, feats in backbone_feats.items()}\n",
+           select="losses_other_sizes",
+           why="strides as image side // map side: right only when the side is a multiple of 32"),
+    Mutant("inference_score_threshold_inclusive", OSD,
+           find="keep = level_pred_scores > test_score_thresh",
+           replace="keep = level_pred_scores >= test_score_thresh",
+           select="inference_score_equal_to_threshold",
+           why="keeps scores equal to the threshold (the starter: 'higher than provided threshold')"),
+    Mutant("map_iou_strictly_above_threshold", DU,
+           find="hit = has_box & (best_iou >= iou_threshold)",
+           replace="hit = has_box & (best_iou > iou_threshold)",
+           select="map_iou_equal_to_threshold",
+           why="a detection with IoU exactly at the threshold is a FP (the docstring: >= iou_threshold)",
+           profile="extended"),
+    Mutant("nms_marks_scores_in_place", DU,
+           find="    return _greedy_nms(boxes, scores, iou_threshold)\n",
+           replace="""    keep = []
+    while boxes.numel() and bool(torch.isfinite(scores).any()):
+        best = int(torch.argmax(scores))  # the first of equal scores
+        if scores[best] == -math.inf:
+            break
+        keep.append(best)
+        scores[box_iou(boxes[best:best + 1], boxes)[0] > iou_threshold] = -math.inf
+        scores[best] = -math.inf
+    return torch.tensor(keep, dtype=torch.long, device=boxes.device)
+""",
+           select="nms and not speed",
+           why="greedy NMS that marks visited and suppressed boxes by overwriting the caller's scores with -inf",
+           profile="extended"),
     # --- per-element Python loops (correct results; caught by the hidden speed tests) ----------------
     Mutant("nms_pairwise_python_loop", DU,
            find="    return _greedy_nms(boxes, scores, iou_threshold)\n",
