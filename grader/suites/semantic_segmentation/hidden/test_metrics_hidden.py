@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from grader.compare import assert_close, assert_equal, describe_call
-from grader.student import student_raises
+from grader.student import call_keeping_inputs, student_raises
 
 NAN = float("nan")
 
@@ -65,13 +66,13 @@ def test_streaming_metrics_match_numpy(student, case):
     classes, batches = case
     matrix = student.seg_metrics.ConfusionMatrix(classes)
     for pred, target in batches:
-        matrix.update(pred, target)
+        call_keeping_inputs(matrix.update, pred, target)
     cm = matrix.matrix
     expected_cm = numpy_confusion(batches, classes)
     call = f"ConfusionMatrix({classes}).update(...) over {len(batches)} batches"
     assert_equal(cm, torch.from_numpy(expected_cm), call=call, what="matrix",
                  hint="add every batch's counts; ignore pixels whose target is 255")
-    report = student.seg_metrics.segmentation_report(cm)
+    report = call_keeping_inputs(student.seg_metrics.segmentation_report, cm)
     expected = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in numpy_metrics(expected_cm).items()}
     assert_close({k: report.get(k) for k in expected}, expected, equal_nan=True, rtol=1e-9, atol=1e-12,
                  call=describe_call("segmentation_report", cm),
@@ -88,7 +89,7 @@ def test_iou_threshold_metrics_random(student, reference, count, classes, seed):
     ious = (torch.randint(0, 11, (count, classes), generator=generator).double() / 10)
     ious[torch.rand(count, classes, generator=generator) < 0.3] = NAN
     expected = reference.seg_metrics.iou_threshold_metrics(ious)
-    got = student.seg_metrics.iou_threshold_metrics(ious)
+    got = call_keeping_inputs(student.seg_metrics.iou_threshold_metrics, ious)
     assert_close({k: got.get(k) for k in expected} if isinstance(got, dict) else got, expected, equal_nan=True,
                  call=describe_call("iou_threshold_metrics", ious), hint="IoU >= threshold counts as a hit")
 
@@ -107,7 +108,7 @@ def test_per_image_iou_random(student, case):
         tp, union = np.diag(cm), cm.sum(0) + cm.sum(1) - np.diag(cm)
         with np.errstate(divide="ignore", invalid="ignore"):
             expected[i] = torch.from_numpy(np.where(union > 0, tp / union, NAN))
-    got = student.seg_metrics.per_image_iou(pred, target, classes)
+    got = call_keeping_inputs(student.seg_metrics.per_image_iou, pred, target, classes)
     assert_close(got, expected, equal_nan=True, call=describe_call("per_image_iou", pred, target, classes))
 
 
@@ -120,7 +121,7 @@ def test_worst_examples(student):
     cases = [((0, 3, 0.5), [5, 2, 4]), ((0, 10, 0.5), [5, 2, 4, 0]), ((1, 2, 0.5), [3, 1]),
              ((1, 5, 0.05), [3]), ((0, 0, 0.5), [])]
     for (cls, k, max_iou), expected in cases:
-        got = student.seg_metrics.worst_examples(ious, cls, k=k, max_iou=max_iou)
+        got = call_keeping_inputs(student.seg_metrics.worst_examples, ious, cls, k=k, max_iou=max_iou)
         assert_equal(got, torch.tensor(expected, dtype=torch.int64),
                      call=describe_call("worst_examples", ious, cls, k=k, max_iou=max_iou),
                      hint="keep IoU <= max_iou (never NaN), sort ascending with a stable sort, take k")
@@ -129,7 +130,7 @@ def test_worst_examples(student):
 @pytest.mark.weight(0.5)
 @pytest.mark.number("2.14")
 def test_confusion_matrix_rejects_bad_labels(student):
-    """confusion_matrix: labels out of range are an error, not a silent miscount"""
+    """confusion_matrix and per_image_iou: labels out of range are an error, not a silent miscount"""
     target = torch.tensor([[0, 1], [2, 255]])
     with student_raises("ValueError"):
         student.seg_metrics.confusion_matrix(torch.tensor([[0, 1], [3, 0]]), target, 3)
@@ -139,6 +140,58 @@ def test_confusion_matrix_rejects_bad_labels(student):
     assert_equal(got, torch.eye(3, dtype=torch.int64),
                  call="confusion_matrix(pred [[0, 1], [2, 9]], target [[0, 1], [2, 255]], 3)",
                  hint="a prediction under an ignored target does not matter")
+    # per_image_iou raises "as confusion_matrix": a bad label in image 0 would land in image 1's bins
+    good = torch.tensor([[[0, 1], [2, 0]], [[1, 1], [0, 2]]])
+    with student_raises("ValueError"):
+        student.seg_metrics.per_image_iou(torch.tensor([[[0, 1], [3, 0]], [[1, 1], [0, 2]]]), good, 3)
+    with student_raises("ValueError"):
+        student.seg_metrics.per_image_iou(good, torch.tensor([[[0, 1], [7, 0]], [[1, 1], [0, 2]]]), 3)
+    got = student.seg_metrics.per_image_iou(torch.tensor([[[0, 1], [2, 9]]]), target[None], 3)
+    assert_close(got, torch.ones(1, 3, dtype=torch.float64),
+                 call="per_image_iou(pred [[[0, 1], [2, 9]]], target [[[0, 1], [2, 255]]], 3)",
+                 hint="raise ValueError for a label outside 0..C-1 at a kept pixel; an ignored pixel's prediction "
+                      "does not matter")
+
+
+@pytest.mark.weight(0.5)
+@pytest.mark.number("2.15")
+def test_ignore_index_argument(student):
+    """ignore_index: confusion_matrix, per_image_iou, ConfusionMatrix, class_distribution and the losses honour it"""
+    generator = torch.Generator().manual_seed(25)
+    target = torch.randint(0, 5, (2, 4, 6), generator=generator)  # 4 classes; label 4 is the ignore index here
+    pred = torch.randint(0, 4, (2, 4, 6), generator=generator)
+    pred[target == 4] = torch.randint(0, 9, (int((target == 4).sum()),), generator=generator)  # anything goes there
+    keep = target != 4
+    hint = "leave out the pixels whose target is the ignore_index argument (255 is only its default)"
+    expected = torch.from_numpy(np.bincount((target[keep] * 4 + pred[keep]).numpy(), minlength=16).reshape(4, 4))
+    got = student.seg_metrics.confusion_matrix(pred, target, 4, ignore_index=4)
+    assert_equal(got, expected, call=describe_call("confusion_matrix", pred, target, 4, ignore_index=4), hint=hint)
+    matrix = student.seg_metrics.ConfusionMatrix(4, ignore_index=4)
+    matrix.update(pred, target)
+    assert_equal(matrix.matrix, expected, call="ConfusionMatrix(4, ignore_index=4).update(pred, target)",
+                 what="matrix", hint=hint)
+    ious = torch.full((2, 4), NAN, dtype=torch.float64)
+    for i in range(2):
+        t, p = target[i][keep[i]], pred[i][keep[i]]
+        for c in range(4):
+            union = int(((t == c) | (p == c)).sum())
+            if union:
+                ious[i, c] = int(((t == c) & (p == c)).sum()) / union
+    got = student.seg_metrics.per_image_iou(pred, target, 4, ignore_index=4)
+    assert_close(got, ious, equal_nan=True, call=describe_call("per_image_iou", pred, target, 4, ignore_index=4),
+                 hint=hint)
+    got = student.seg_dataset.class_distribution([target], 4, ignore_index=4)
+    assert_equal(got, torch.bincount(target[keep], minlength=4),
+                 call=describe_call("class_distribution", [target], 4, ignore_index=4), hint=hint)
+    logits = torch.randn(2, 4, 4, 6, generator=generator, dtype=torch.float64)
+    got = student.seg_losses.cross_entropy_loss(logits, target, ignore_index=4)
+    assert_close(got, F.cross_entropy(logits, target, ignore_index=4), rtol=1e-9,
+                 call=describe_call("cross_entropy_loss", logits, target, ignore_index=4), hint=hint)
+    ce = F.cross_entropy(logits, target, ignore_index=4, reduction="none")
+    poly = torch.where(keep, ce + 0.5 * (1 - torch.exp(-ce)), torch.zeros_like(ce)).sum() / keep.sum()
+    got = student.seg_losses.poly1_loss(logits, target, 0.5, ignore_index=4)
+    assert_close(got, poly, rtol=1e-9, call=describe_call("poly1_loss", logits, target, 0.5, ignore_index=4),
+                 hint=hint)
 
 
 @pytest.mark.weight(0.5)
@@ -150,8 +203,8 @@ def test_confusion_matrix_class_streams(student):
     target = torch.randint(0, 4, (2, 5, 6), generator=generator)
     target[1, 2:] = 255
     matrix = student.seg_metrics.ConfusionMatrix(4)
-    matrix.update(logits, target)
-    matrix.update(logits.argmax(1)[:1], target[:1])
+    call_keeping_inputs(matrix.update, logits, target)
+    call_keeping_inputs(matrix.update, logits.argmax(1)[:1], target[:1])
     pred = torch.cat([logits.argmax(1), logits.argmax(1)[:1]])
     t = torch.cat([target, target[:1]])
     keep = t != 255
@@ -182,7 +235,7 @@ def test_precision_recall_f1_undefined_values(student):
     """precision_recall_f1: NaN where a value is undefined (never predicted, absent)"""
     # class 0 fine, class 1 never predicted, class 2 only predicted, class 3 absent
     cm = torch.tensor([[4, 0, 1, 0], [2, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
-    precision, recall, f1 = student.seg_metrics.precision_recall_f1(cm)
+    precision, recall, f1 = call_keeping_inputs(student.seg_metrics.precision_recall_f1, cm)
     call = describe_call("precision_recall_f1", cm)
     assert_close(precision, torch.tensor([4 / 6, NAN, 0.0, NAN], dtype=torch.float64), equal_nan=True, call=call,
                  what="precision", hint="precision is NaN for a class that is never predicted")
@@ -198,7 +251,7 @@ def test_cityscapes_logits_to_idd(student):
     """cityscapes_logits_to_idd: the 18 Cityscapes channels of the IDD classes, in IDD order"""
     logits = torch.arange(19, dtype=torch.float32).reshape(1, 19, 1, 1).expand(2, 19, 3, 2).contiguous()
     order = [0, 1, 11, 12, 17, 18, 13, 14, 15, 16, 3, 4, 7, 6, 5, 2, 8, 10]
-    got = student.mask_utils.cityscapes_logits_to_idd(logits)
+    got = call_keeping_inputs(student.mask_utils.cityscapes_logits_to_idd, logits)
     assert_equal(got, logits[:, order], call=describe_call("cityscapes_logits_to_idd", logits),
                  hint="channel i of the result is the Cityscapes channel named IDD_CLASSES[i]; terrain is dropped")
 
@@ -226,6 +279,6 @@ def test_mean_iou_score_random(student, count, side, classes, as_tensor, seed):
                        torch.randint(0, 7, (count, side, side), generator=generator))
     expected = course_mean_iou(pred.double().numpy(), labels.double().numpy())
     args = (pred, labels) if as_tensor else (pred.double().numpy(), labels.double().numpy())
-    got = student.seg_metrics.mean_iou_score(*args)
+    got = call_keeping_inputs(student.seg_metrics.mean_iou_score, *args)
     assert_close(got, expected, rtol=0, atol=0, equal_nan=True, call=describe_call("mean_iou_score", *args),
                  hint="the course's formula exactly: classes 0..5, pooled, iou / 6 added class by class")
