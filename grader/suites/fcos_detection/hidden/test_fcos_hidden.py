@@ -166,35 +166,6 @@ def test_loss_gradients_match_reference(student, reference, fcos_kit, course_ord
                           "the formulas say (no detached terms, background masked out)")
 
 
-@pytest.mark.weight(0.5)
-@pytest.mark.number("7.6")
-def test_inference_score_equal_to_threshold_is_dropped(student, fcos_kit):
-    """FCOS.inference keeps only scores strictly higher than test_score_thresh"""
-    # sigmoid(0) = 0.5 exactly, so logits 0 and 0 give the score sqrt(0.5 * 0.5) = 0.5, exactly the threshold.
-    locations = {"p3": torch.tensor([[4.0, 4.0], [28.0, 20.0]]), "p4": torch.tensor([[8.0, 8.0]]),
-                 "p5": torch.tensor([[16.0, 16.0]])}
-    cls = {level: torch.full((1, len(rows), NUM_CLASSES), -6.0) for level, rows in locations.items()}
-    cls["p3"][0, 0, 2] = 0.0   # score 0.5: on the threshold, dropped
-    cls["p3"][0, 1, 4] = 3.0   # score above the threshold, kept
-    cls["p4"][0, 0, 1] = 0.0   # score 0.5 again, at another level
-    ctr = {level: torch.zeros(1, len(rows), 1) for level, rows in locations.items()}
-    ctr["p3"][0, 1, 0] = 2.0
-    deltas = {level: torch.ones(1, len(rows), 4) for level, rows in locations.items()}
-    images = torch.zeros(1, 3, 64, 64)
-    model = fcos_kit.inference_fcos(NUM_CLASSES, CHANNELS, STEM)
-    model.eval()
-    out = model.inference(images, locations, cls, deltas, ctr, test_score_thresh=0.5, test_nms_thresh=0.5)
-    call = describe_call("FCOS.inference", images, locations, cls, deltas, ctr, test_score_thresh=0.5,
-                         test_nms_thresh=0.5)
-    check(isinstance(out, (tuple, list)) and len(out) == 3 and all(isinstance(o, torch.Tensor) for o in out),
-          f"expected (pred_boxes, pred_classes, pred_scores) tensors, got {type(out).__name__}", call=call)
-    score = math.sqrt(torch.sigmoid(torch.tensor(3.0, dtype=torch.float64)) * torch.sigmoid(torch.tensor(2.0, dtype=torch.float64)))
-    assert_close(out[2], torch.tensor([score], dtype=torch.float32), rtol=1e-5, call=call, what="pred_scores",
-                 hint="the starter keeps predictions with a score higher than the threshold: score > "
-                      "test_score_thresh, so a score equal to it is dropped")
-    assert_close(out[1].long(), torch.tensor([4]), call=call, what="pred_classes")
-
-
 def _random_predictions(seed: int, sizes: dict) -> tuple:
     generator = torch.Generator().manual_seed(seed)
     cls, deltas, ctr = {}, {}, {}

@@ -121,7 +121,7 @@ def _by_score(boxes, classes, scores):
     return boxes[order], classes[order], scores[order]
 
 
-@pytest.mark.weight(4.5)
+@pytest.mark.weight(5)
 @pytest.mark.number("7.1")
 def test_inference_hand_made(student, fcos_kit):
     """FCOS.inference: scores, threshold, decoding per stride, clipping and class-specific NMS"""
