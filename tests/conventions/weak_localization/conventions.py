@@ -92,6 +92,29 @@ CONVENTIONS = [
         "            loss = criterion(F.adaptive_max_pool2d(output, 1).view(output.shape[0], -1), target)\n").replace(
         "    criterion = localization_loss\n", "    criterion = torch.nn.BCEWithLogitsLoss(reduction='sum')\n"),
         select="loss_in_train", why="adaptive max pool in train(), BCEWithLogitsLoss(reduction='sum')"),
+    # (issue 22: the training step, LocalizerAlexNet's values, inputs left as they were)
+    Mutant("train_zero_grad_after_step", T1,
+           find="        optimizer.zero_grad()\n        loss.backward()\n        optimizer.step()\n",
+           replace="        loss.backward()\n        optimizer.step()\n        optimizer.zero_grad(set_to_none=True)\n",
+           select="steps_on_each_batch", why="zero_grad(set_to_none=True) after each step instead of before backward"),
+    Mutant("train_model_zero_grad", T1,
+           find="        optimizer.zero_grad()\n        loss.backward()\n        optimizer.step()\n",
+           replace="        model.zero_grad()\n        loss.backward()\n        optimizer.step()\n",
+           select="steps_on_each_batch", why="model.zero_grad() instead of optimizer.zero_grad()"),
+    Mutant("localizer_sigmoid_output", AX,
+           find="        return self.classifier(self.features(x))\n        # END SOLUTION\n\n\nclass LocalizerAlexNetRobust",
+           replace="        x = self.features(x)\n        x = self.classifier(x)\n        return torch.sigmoid(x)\n"
+                   "        # END SOLUTION\n\n\nclass LocalizerAlexNetRobust",
+           select="score_values", why="sigmoid at the end of forward (train() then uses BCELoss on the max)"),
+    Mutant("metric1_sigmoid_on_a_copy", T1,
+           find="    scores = torch.as_tensor(output).detach().to(torch.float64).cpu()\n",
+           replace="    scores = output.clone().detach()\n    scores.sigmoid_()\n    scores = scores.to(torch.float64).cpu()\n",
+           select="metric1_is_map", why="sigmoid_ in place, on a copy of the caller's scores"),
+    Mutant("nms_zeroes_scores_on_a_copy", UT,
+           find="    candidates = torch.nonzero(scores > threshold).flatten()\n",
+           replace="    scores = scores.clone()\n    scores[scores <= threshold] = 0\n"
+                   "    candidates = torch.nonzero(scores > threshold).flatten()\n",
+           select="nms_matches", why="low scores zeroed in place on a copy"),
     Mutant("metric2_samples_recall_sklearn", T1, find=METRIC2, replace="""    import sklearn.metrics
 
     pred = (torch.as_tensor(output).cpu() > 0.5).to(torch.int64)

@@ -159,6 +159,88 @@ MUTANTS = [
            find="boxes, scores, labels = get_detections(cls_prob, rois, thresh, 0.3)",
            replace="boxes, scores, labels = get_detections(cls_prob, rois, 0.05, 0.3)",
            select="test_model", why="ignores the thresh argument"),
+    # -- issue 22: bugs that shapes, counts and copied inputs did not show -----------------------------
+    # LocalizerAlexNet's values (test_localizer_score_values: given weights, 3 non-square images)
+    Mutant("localizer_relu_on_scores", "AlexNet.py",
+           find="            nn.ReLU(inplace=True),\n            nn.Conv2d(256, num_classes, kernel_size=1),\n        )\n"
+                "        # END SOLUTION\n\n    def forward(self, x: torch.Tensor) -> torch.Tensor:\n"
+                "        # BEGIN SOLUTION\n        return self.classifier(self.features(x))\n        # END SOLUTION\n\n\n"
+                "class LocalizerAlexNetRobust",
+           replace="            nn.ReLU(inplace=True),\n            nn.Conv2d(256, num_classes, kernel_size=1),\n"
+                   "            nn.ReLU(inplace=True),\n        )\n"
+                   "        # END SOLUTION\n\n    def forward(self, x: torch.Tensor) -> torch.Tensor:\n"
+                   "        # BEGIN SOLUTION\n        return self.classifier(self.features(x))\n        # END SOLUTION\n\n\n"
+                   "class LocalizerAlexNetRobust",
+           select="score_values", why="a ReLU after the last conv: scores are never negative (same shapes and counts)"),
+    Mutant("localizer_classifier_relu_missing", "AlexNet.py",
+           find="            nn.Conv2d(256, 256, kernel_size=1),\n            nn.ReLU(inplace=True),\n"
+                "            nn.Conv2d(256, num_classes, kernel_size=1),\n        )",
+           replace="            nn.Conv2d(256, 256, kernel_size=1),\n"
+                   "            nn.Conv2d(256, num_classes, kernel_size=1),\n        )",
+           select="score_values", why="no ReLU between the two 1x1 convs of the classifier (same parameters)"),
+    Mutant("localizer_conv5_without_relu", "AlexNet.py",
+           find="        nn.Conv2d(256, 256, kernel_size=3, padding=1),\n        nn.ReLU(inplace=True),\n    )",
+           replace="        nn.Conv2d(256, 256, kernel_size=3, padding=1),\n    )",
+           select="score_values", why="the trunk stops at conv5 without its ReLU (weights still load by name)"),
+    Mutant("localizer_maxpool_2x2", "AlexNet.py",
+           find="        nn.Conv2d(64, 192, kernel_size=5, padding=2),\n        nn.ReLU(inplace=True),\n"
+                "        nn.MaxPool2d(kernel_size=3, stride=2),",
+           replace="        nn.Conv2d(64, 192, kernel_size=5, padding=2),\n        nn.ReLU(inplace=True),\n"
+                   "        nn.MaxPool2d(kernel_size=2, stride=2),",
+           select="score_values", why="max-pool 2x2/2 after conv2 instead of AlexNet's 3x3/2: same map sizes at 512 "
+                                     "and 224, other values"),
+    # Task 1's training step (test_train_steps_on_each_batch: an optimizer that notes the gradient at each step)
+    Mutant("train_no_zero_grad", "task_1.py",
+           find="        optimizer.zero_grad()\n        loss.backward()\n        optimizer.step()\n",
+           replace="        loss.backward()\n        optimizer.step()\n",
+           select="steps_on_each_batch", why="never zeroes the gradients: every step uses the sum over all batches so far"),
+    Mutant("train_step_before_backward", "task_1.py",
+           find="        optimizer.zero_grad()\n        loss.backward()\n        optimizer.step()\n",
+           replace="        optimizer.zero_grad()\n        optimizer.step()\n        loss.backward()\n",
+           select="steps_on_each_batch", why="optimizer.step() before loss.backward(): each step uses no gradient"),
+    Mutant("train_zero_grad_before_step", "task_1.py",
+           find="        optimizer.zero_grad()\n        loss.backward()\n        optimizer.step()\n",
+           replace="        loss.backward()\n        optimizer.zero_grad()\n        optimizer.step()\n",
+           select="steps_on_each_batch", why="zero_grad between backward and step: the step sees zero gradients"),
+    Mutant("train_no_optimizer_step", "task_1.py",
+           find="        optimizer.zero_grad()\n        loss.backward()\n        optimizer.step()\n",
+           replace="        optimizer.zero_grad()\n        loss.backward()\n",
+           select="steps_on_each_batch", why="computes the gradients but never steps the optimizer"),
+    # Inputs changed in place (call_keeping_inputs; results right)
+    Mutant("metric1_sigmoid_in_place", "task_1.py",
+           find="    scores = torch.as_tensor(output).detach().to(torch.float64).cpu()\n",
+           replace="    scores = torch.as_tensor(output).detach().sigmoid_().to(torch.float64).cpu()\n",
+           select="metric1_is_map", why="sigmoid_ on the caller's tensor (AP is unchanged, but train() then passes "
+                                       "the squashed imoutput.data to metric2)"),
+    Mutant("metric2_marks_predictions_in_place", "task_1.py",
+           find="    labels = torch.as_tensor(target).detach().cpu() > 0.5\n",
+           replace="    labels = torch.as_tensor(target).detach().cpu() > 0.5\n    scores[scores >= threshold] = 1.0\n",
+           select="metric2_is_a_recall", why="writes 1 into the caller's scores above the threshold (.detach() shares memory)"),
+    Mutant("nms_zeroes_low_scores_in_place", "utils.py",
+           find="    candidates = torch.nonzero(scores > threshold).flatten()\n",
+           replace="    scores[scores <= threshold] = 0\n    candidates = torch.nonzero(scores > threshold).flatten()\n",
+           select="nms_matches", why="zeroes the caller's confidence scores below the threshold"),
+    Mutant("detections_zero_low_scores_in_place", "task_2.py",
+           find="    cls_prob = cls_prob.detach()\n",
+           replace="    cls_prob = cls_prob.detach()\n    cls_prob[cls_prob <= thresh] = 0\n",
+           select="get_detections_hand", profile="extended", why="zeroes the caller's cls_prob below the threshold"),
+    Mutant("heatmap_shifted_in_place", "task_1.py",
+           find="    values = score_map.detach().to(torch.float64)\n",
+           replace="    score_map = score_map.detach()\n    score_map -= score_map.min()\n"
+                   "    values = score_map.to(torch.float64)\n",
+           select="upsample_heatmap", profile="extended", why="subtracts the minimum from the caller's score map in place"),
+    Mutant("heatmap_background_zeroed_in_place", "task_1.py",
+           find="    values = heatmap.detach().cpu().float()\n",
+           replace="    values = heatmap.detach().cpu().float()\n    values[values < threshold] = 0\n",
+           select="several_blobs", profile="extended", why="zeroes the caller's heat map below the threshold"),
+    # Boundaries the docstrings fix
+    Mutant("ap_iou_strict", "task_2.py",
+           find="match = torch.where(best >= iou_threshold, which + gt_offset, match)",
+           replace="match = torch.where(best > iou_threshold, which + gt_offset, match)",
+           select="calculate_map_hand", profile="extended", why="IoU exactly 0.5 is not a match (the docstring: >=)"),
+    Mutant("heatmap_threshold_strict", "task_1.py",
+           find="(values >= threshold).numpy()", replace="(values > threshold).numpy()",
+           select="several_blobs", profile="extended", why="pixels exactly at the threshold are background (docstring: >=)"),
     # -- per-element Python loops (correct results; caught by the hidden speed tests) ---------------
     Mutant("nms_pairwise_python_loop", "utils.py",
            find="    keep = candidates[_greedy_keep(boxes[candidates], scores[candidates], iou_threshold)]\n",
