@@ -120,6 +120,79 @@ MUTANTS = [
     Mutant("resnet_squeeze", "train_q2.py", find="        return self.resnet(x)\n",
            replace="        return self.resnet(x).squeeze()\n",
            select="single_image", why="squeezes the batch dimension away for one image"),
+    # -- issue 22: paths and values the suite did not reach -------------------------------------------
+    Mutant("resnet_forward_skips_maxpool", "train_q2.py", find="        return self.resnet(x)\n",
+           replace="        r = self.resnet\n"
+                   "        x = r.relu(r.bn1(r.conv1(x)))\n"
+                   "        x = r.layer4(r.layer3(r.layer2(r.layer1(x))))\n"
+                   "        return r.fc(torch.flatten(r.avgpool(x), 1))\n",
+           select="raw_outputs", why="a hand-written forward that leaves out the max-pool after conv1 (shapes, "
+                                     "weights and gradients unchanged; before issue 22 it kept every point)"),
+    Mutant("resnet_forward_no_relu", "train_q2.py", find="        return self.resnet(x)\n",
+           replace="        r = self.resnet\n"
+                   "        x = r.maxpool(r.bn1(r.conv1(x)))\n"
+                   "        x = r.layer4(r.layer3(r.layer2(r.layer1(x))))\n"
+                   "        return r.fc(torch.flatten(r.avgpool(x), 1))\n",
+           select="raw_outputs", why="a hand-written forward without the ReLU after bn1 (before issue 22 it kept "
+                                     "every point)"),
+    Mutant("ap_tie_break_in_place", "metrics.py",
+           find="    gt = np.asarray(gt.detach().cpu() if isinstance(gt, torch.Tensor) else gt, dtype=np.float64)\n",
+           replace="    gt = np.asarray(gt.detach().cpu() if isinstance(gt, torch.Tensor) else gt, dtype=np.float64)\n"
+                   "    if not isinstance(pred, torch.Tensor):\n"
+                   "        pred -= 1e-5 * gt  # PhilK's tie-break, as the starter's compute_ap, on the caller's array\n",
+           select="compute_ap_matches", profile="extended",
+           why="the starter's tie-break `pred -= 1e-5 * gt` applied to the caller's whole array: the APs are right, "
+               "the caller's scores change (before issue 22 it kept every point)"),
+    Mutant("ap_macro_ignored", "metrics.py",
+           find='    if average == "macro":\n        return float(np.nanmean(ap)) if np.isfinite(ap).any() else float("nan")\n',
+           replace="",
+           select="compute_ap_macro", profile="extended",
+           why="average='macro' accepted but ignored: the per-class array comes back (never called before issue 22)"),
+    Mutant("eval_map_mean_with_nan", "metrics.py",
+           find='mean_ap = float(np.nanmean(ap)) if np.isfinite(ap).any() else float("nan")',
+           replace="mean_ap = float(np.mean(ap))",
+           select="eval_dataset_map", profile="extended",
+           why="np.mean over the APs: one class without a positive makes the mAP NaN (before issue 22 every class "
+               "had one)"),
+    Mutant("eval_squeezed_batch", "metrics.py",
+           find="            output = model(data.to(device))\n",
+           replace="            output = model(data.to(device)).squeeze()\n",
+           select="eval_dataset_map", profile="extended",
+           why="squeezes the logits: a last batch of one image loses its batch dimension (before issue 22 no batch "
+               "held one image)"),
+    Mutant("filter_grid_normalised_in_place", "analysis.py",
+           find="    return torchvision.utils.make_grid(weight.clone(), nrow=nrow, padding=padding, normalize=True,\n"
+                "                                       scale_each=True, pad_value=1.0)\n",
+           replace="    flat = weight.view(weight.shape[0], -1)\n"
+                   "    flat -= flat.min(1, keepdim=True).values\n"
+                   "    flat /= flat.max(1, keepdim=True).values.clamp(min=1e-12)\n"
+                   "    return torchvision.utils.make_grid(weight, nrow=nrow, padding=padding, pad_value=1.0)\n",
+           select="filter_grid", profile="edition2020",
+           why="min-max scales the filters in place through detach() / view(): the grid is right, the model's conv1 "
+               "weights are overwritten (before issue 22 it kept every point)"),
+    Mutant("neighbors_centred_in_place", "analysis.py",
+           find='    query = query.detach().to("cpu", torch.float64)\n',
+           replace="    centre = gallery.mean(0)\n    query -= centre\n    gallery -= centre\n"
+                   '    query = query.detach().to("cpu", torch.float64)\n',
+           select="nearest_neighbors", profile="edition2020",
+           why="centres the features in place (distances unchanged, the caller's features shifted; before issue 22 "
+               "it kept every point)"),
+    Mutant("extract_mode_always_train", "analysis.py",
+           find="        model.train(was_training)\n",
+           replace="        model.train()\n",
+           select="extract_features", profile="edition2020",
+           why="'restores' the mode by always calling model.train(): a model in eval mode comes back training "
+               "(before issue 22 it was only called in train mode)"),
+    Mutant("caffenet_conv5_no_relu", "caffe_net.py",
+           find="        return self.pool3(self.nonlinear(self.conv5(x)))\n",
+           replace="        return self.pool3(self.conv5(x))\n",
+           select="caffenet_forward_values", profile="edition2020",
+           why="no ReLU after conv5 (shapes, counts and dropout unchanged; before issue 22 it kept every point)"),
+    Mutant("caffenet_fc2_no_relu", "caffe_net.py",
+           find='self.fc2 = nn.Sequential(*get_fc(4096, 4096, "relu"))',
+           replace='self.fc2 = nn.Sequential(*get_fc(4096, 4096, "none"))',
+           select="caffenet_forward_values", profile="edition2020",
+           why="fc2 without its ReLU (before issue 22 it kept every point)"),
     # -- metrics.py (profile extended) -----------------------------------------------------------------------------
     Mutant("ap_ignores_valid", "metrics.py",
            find="kind = np.where(valid.T > 0, 1 + (gt.T > 0), 0).astype(np.int8)",

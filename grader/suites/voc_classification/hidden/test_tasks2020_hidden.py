@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from grader.compare import assert_close, assert_equal, check, describe_call
-from grader.student import student_raises
+from grader.student import call_keeping_inputs, module_info, student_raises
 
 pytestmark = pytest.mark.part("tasks2020")
 
@@ -43,6 +43,60 @@ def test_caffenet_dropout_only_in_training(student, set_mode):
     c, d = model(x), model(x)
     check(not torch.equal(c, d), "two forward passes in train mode gave identical outputs", call=call,
           hint="nn.Dropout(0.5) after fc1 and fc2")
+
+
+# conv weight shapes of CaffeNet(c_dim=3) in layer order, with (stride, padding) and whether a max-pool follows.
+CAFFENET_CONVS = [((96, 3, 11, 11), 4, 0, True), ((256, 96, 5, 5), 1, 2, True), ((384, 256, 3, 3), 1, 1, False),
+                  ((384, 384, 3, 3), 1, 1, False), ((256, 384, 3, 3), 1, 1, True)]
+
+
+@pytest.mark.weight(1)
+@pytest.mark.number("3.15")
+def test_caffenet_forward_values(student, set_mode):
+    """CaffeNet in eval mode: ReLU after every convolution, max-pools after conv1, conv2, conv5, ReLU after fc1 and fc2"""
+    model = student.caffe_net.CaffeNet(num_classes=6, inp_size=99, c_dim=3)
+    call = describe_call("CaffeNet", num_classes=6, inp_size=99, c_dim=3)
+    info = module_info(model)
+    shapes = {name: tuple(shape) for name, shape, *_ in info["parameters"]}
+    kinds = [(name, kind.rsplit(".", 1)[-1]) for name, kind in info["modules"]]
+    convs = {shapes.get(f"{name}.weight"): name for name, kind in kinds if kind == "Conv2d"}
+    linear = {shapes.get(f"{name}.weight"): name for name, kind in kinds if kind == "Linear"}
+    layers = [convs.get(shape) for shape, *_ in CAFFENET_CONVS]
+    linears = [linear.get(shape) for shape in ((4096, 1024), (4096, 4096), (6, 4096))]  # fc1, fc2, fc3
+    check(None not in layers and None not in linears, "expected five nn.Conv2d and three nn.Linear of CaffeNet's "
+          f"shapes (flat_dim 1024 at 99 x 99), got convolutions {sorted(k for k in convs if k)} and linear layers "
+          f"{sorted(k for k in linear if k)}", call=call)
+    attr = student.import_library("operator").attrgetter
+    mock = student.import_library("unittest.mock")
+    recorders = [mock.Mock(return_value=None) for _ in linears]
+    handles = [model.get_submodule(name).register_forward_hook(r) for name, r in zip(linears, recorders)]
+    set_mode(model, False)
+    x = torch.randn(2, 3, 99, 99, generator=torch.Generator().manual_seed(315))
+    try:
+        out = model(x)
+        seen = [(r.call_args.args[1][0], r.call_args.args[2]) if r.called else None for r in recorders]
+    finally:
+        for handle in handles:
+            handle.remove()
+    where = call + "(x[2, 3, 99, 99]) in eval mode"
+    check(None not in seen, "forward did not call all three fully connected layers", call=where)
+    h = x
+    with torch.no_grad():
+        for name, (_, stride, padding, pooled) in zip(layers, CAFFENET_CONVS):
+            bias = attr(f"{name}.bias")(model)
+            h = F.relu(F.conv2d(h, attr(f"{name}.weight")(model).detach(), None if bias is None else bias.detach(),
+                                stride=stride, padding=padding))
+            if pooled:
+                h = F.max_pool2d(h, 3, 2)
+    steps = [(seen[0][0], h.flatten(1), f"input of {linears[0]} (fc1)",
+              "conv -> ReLU for all five convolutions, a 3 x 3 max-pool of stride 2 after conv1, conv2 and conv5, "
+              "then flatten"),
+             (seen[1][0], F.relu(seen[0][1]), f"input of {linears[1]} (fc2)", "fc1 -> ReLU -> dropout -> fc2"),
+             (seen[2][0], F.relu(seen[1][1]), f"input of {linears[2]} (fc3)", "fc2 -> ReLU -> dropout -> fc3"),
+             (out, seen[2][1], "output", "forward returns fc3's output (logits: no ReLU, softmax or sigmoid)")]
+    for got, expected, what, hint in steps:
+        assert_close(got.reshape(expected.shape) if got.numel() == expected.numel() else got, expected, call=where,
+                     rtol=1e-4, atol=1e-4, what=what, hint=hint)
 
 
 @pytest.mark.weight(2)
@@ -85,7 +139,7 @@ def test_nearest_neighbors_self_and_errors(student):
     gallery = torch.randn(40, 6, generator=g)
     query = gallery[[3, 17, 39]]
     call = describe_call("nearest_neighbors", query, gallery, 4)
-    indices, distances = student.analysis.nearest_neighbors(query, gallery, 4)
+    indices, distances = call_keeping_inputs(student.analysis.nearest_neighbors, query, gallery, 4)
     assert_equal(indices[:, 0], torch.tensor([3, 17, 39]), call=call, what="indices[:, 0]")
     assert_close(distances[:, 0], torch.zeros(3, dtype=distances.dtype), call=call, atol=1e-6, what="distances[:, 0]")
     check(bool((distances[:, 1:] >= distances[:, :-1]).all()), "distances must increase along each row", call=call)
@@ -121,7 +175,7 @@ def test_tsne_embedding_separates_clusters(student):
     features = torch.cat([centres[k] + torch.randn(15, 16, generator=g) for k in range(3)])
     cluster = np.repeat(np.arange(3), 15)
     call = describe_call("tsne_embedding", features, seed=0)
-    first = student.analysis.tsne_embedding(features, seed=0)
+    first = call_keeping_inputs(student.analysis.tsne_embedding, features, seed=0)
     second = student.analysis.tsne_embedding(features, seed=0)
     first, second = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
     check(first.shape == (45, 2) and bool(np.isfinite(first).all()), f"expected finite [45, 2], got {first.shape}",

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from grader.compare import assert_close, check, describe_call
+from grader.student import call_keeping_inputs
 
 pytestmark = pytest.mark.part("extended")
 
@@ -66,11 +67,36 @@ ap_cases = st.integers(1, 30).flatmap(lambda n: st.integers(1, 6).flatmap(lambda
 @settings(max_examples=25)
 @given(ap_cases)
 def test_compute_ap_matches_sklearn(student, case):
-    """compute_ap equals sklearn's average_precision_score per class (with invalid entries and ties)"""
+    """compute_ap equals sklearn's average_precision_score per class (with invalid entries and ties), inputs unchanged"""
     labels, scores, valid, shape = case
     gt = np.array(labels, dtype=np.float32).reshape(shape)
     pred = np.array(scores, dtype=np.float32).reshape(shape)
     valid = np.array(valid, dtype=np.float32).reshape(shape)
     valid[0] = 1  # every class has a valid row (the handout's sklearn call fails on an empty class)
-    got = student.metrics.compute_ap(gt, pred, valid)
+    got = call_keeping_inputs(student.metrics.compute_ap, gt, pred, valid)
     check_ap(got, gt, pred, valid, describe_call("compute_ap", gt, pred, valid))
+
+
+@pytest.mark.weight(0.5)
+@pytest.mark.number("4.4")
+def test_compute_ap_macro(student):
+    """compute_ap(..., average="macro"): one float, the mean AP over the classes that have one"""
+    rng = np.random.default_rng(44)
+    gt = (rng.random((23, 7)) < 0.4).astype(np.float32)
+    pred = np.round(rng.random((23, 7)), 2).astype(np.float32)
+    valid = (rng.random((23, 7)) < 0.9).astype(np.float32)
+    gt[0], valid[0] = 1, 1  # every class has a valid positive ...
+    gt[:, 6] = 0  # ... but the last, which has no AP
+    call = describe_call("compute_ap", gt, pred, valid, average="macro")
+    got = call_keeping_inputs(student.metrics.compute_ap, gt, pred, valid, average="macro")
+    check(isinstance(got, (float, int, np.floating)) or (np.ndim(got) == 0 and not isinstance(got, (list, tuple))),
+          f"expected one number with average='macro', got {type(got).__name__} {np.shape(got)}", call=call,
+          hint="with average='macro' return the mean of the per-class APs (a float), not the per-class array")
+    got = float(got)
+    readings = [sklearn_ap(gt, pred, valid), sklearn_ap(gt, pred, valid, tie_break=True)]
+    # The class without a positive has no AP (NaN): left out of the mean; a compute_ap that gives it 0.0 (sklearn's
+    # value, accepted per class) may average that 0.0 in.
+    accepted = [float(np.nanmean(r)) for r in readings] + [float(np.nan_to_num(r).mean()) for r in readings]
+    check(any(np.isclose(got, value, rtol=1e-6, atol=1e-9) for value in accepted),
+          f"expected {accepted[0]:.6f} (the mean of the classes' APs), got {got}", call=call,
+          hint="average='macro': the mean over the classes that have an AP (np.nanmean of the per-class values)")

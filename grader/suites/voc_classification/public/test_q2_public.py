@@ -33,28 +33,74 @@ def _head(model, call):
     return name, shape, info
 
 
+def _resnet18_features(state, x):
+    """ResNet-18's pooled features [N, 512] of ``x``, computed here with the student's own backbone tensors."""
+    import torchvision
+
+    local = torchvision.models.resnet18(weights=None)
+    backbone = {}
+    for key in local.state_dict():
+        if key.startswith("fc."):
+            continue
+        mine = find_key(state, key)
+        if mine is None:
+            return None, key
+        backbone[key] = state[mine]
+    local.load_state_dict(backbone, strict=False)
+    local.fc = torch.nn.Identity()
+    with torch.no_grad():
+        return local.eval()(x), None
+
+
+def _check_head_input(student, model, name, shape, head_in, x, where):
+    """What the new head received must be ResNet-18's pooled features (or ImageNet's fc of them, for a 1000-input head)."""
+    state = student.import_library("builtins").dict(model.state_dict())
+    features, missing = _resnet18_features(state, x)
+    check(features is not None, f"your model has no tensor named like torchvision's {missing!r}", call=where,
+          hint="keep torchvision's resnet18 (self.resnet = torchvision.models.resnet18(weights='IMAGENET1K_V1'))")
+    readings = {512: [features]}
+    fc = [k for k in state if k.endswith("fc.weight") and tuple(state[k].shape) == (1000, 512)]
+    if fc:
+        logits = features @ state[fc[0]].T + state[fc[0][:-len("weight")] + "bias"]
+        readings[1000] = [logits, logits.clamp(min=0)]  # ImageNet's fc, then (or not) a ReLU before the new head
+    expected = readings.get(shape[1])
+    if expected is None:
+        return  # a head of another width is test 2.3's
+    got = head_in.reshape(head_in.shape[0], -1).float()
+    for want in expected:
+        if tuple(got.shape) == tuple(want.shape) and torch.allclose(got, want, rtol=1e-4, atol=1e-4):
+            return
+    assert_close(got, expected[0], call=where, rtol=1e-4, atol=1e-4, what=f"input of the head {name}",
+                 hint="the new head must receive ResNet-18's features as torchvision's forward computes them (conv1, "
+                      "bn1, relu, maxpool, layer1-4, avgpool, flatten): call self.resnet(x), or keep every one of "
+                      "these steps in your own forward")
+
+
 @pytest.mark.weight(5)
 @pytest.mark.number("2.1")
 def test_resnet_raw_outputs(student, set_mode):
-    """ResNet(20): logits of shape [N, 20] at 224 and 64 px, the new head's raw outputs (no softmax or sigmoid)"""
+    """ResNet(20): logits of shape [N, 20] at 224, 64 and 112 x 80 px: the new head's raw outputs, on ResNet-18's features"""
     call = describe_call("ResNet", NUM_CLASSES)
     model = _resnet(student)
-    name, _, _ = _head(model, call)
+    name, shape, _ = _head(model, call)
     set_mode(model, False)
     head = model.get_submodule(name) if name else model
     recorder = student.import_library("unittest.mock").Mock(return_value=None)
     handle = head.register_forward_hook(recorder)
     try:
-        for side in (224, 64):
-            x = torch.randn(2, 3, side, side, generator=torch.Generator().manual_seed(side))
+        for size in ((2, 224, 224), (2, 64, 64), (3, 112, 80)):
+            n, h, w = size
+            x = torch.randn(n, 3, h, w, generator=torch.Generator().manual_seed(h + w))
             out = model(x)
-            where = f"{call}(x[2, 3, {side}, {side}]) in eval mode"
-            check(type(out) is torch.Tensor and tuple(out.shape) == (2, NUM_CLASSES),
-                  f"expected logits of shape [2, 20], got {list(getattr(out, 'shape', []))}", call=where)
-            head_out = recorder.call_args.args[2]
+            where = f"{call}(x[{n}, 3, {h}, {w}]) in eval mode"
+            check(type(out) is torch.Tensor and tuple(out.shape) == (n, NUM_CLASSES),
+                  f"expected logits of shape [{n}, 20], got {list(getattr(out, 'shape', []))}", call=where)
+            head_in, head_out = recorder.call_args.args[1], recorder.call_args.args[2]
             assert_close(out, head_out, call=where, rtol=1e-5, atol=1e-6, what="output",
                          hint=f"forward must return the raw outputs of the new head ({name}): no softmax, sigmoid "
                               "or other layer after it (the loss and the evaluation apply their own)")
+            if h == 112:  # the whole forward: the head sees ResNet-18's pooled features (a non-square batch of 3)
+                _check_head_input(student, model, name, shape, head_in[0], x, where)
     finally:
         handle.remove()
 

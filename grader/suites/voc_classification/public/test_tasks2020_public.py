@@ -10,7 +10,7 @@ import torch.nn.functional as F
 import torchvision
 
 from grader.compare import assert_close, assert_equal, check, describe_call, first_close
-from grader.student import module_info, num_parameters
+from grader.student import call_keeping_inputs, module_info, num_parameters
 
 pytestmark = pytest.mark.part("tasks2020")
 
@@ -40,7 +40,7 @@ def test_mnist_simple_cnn(student):
                  rtol=1e-4, hint="conv1 -> ReLU -> avgpool -> conv2 -> ReLU -> avgpool -> flatten -> fc1 -> fc2")
 
 
-@pytest.mark.weight(3)
+@pytest.mark.weight(2)
 @pytest.mark.number("3.2")
 def test_caffenet_architecture(student, set_mode):
     """CaffeNet: layer shapes, 58,363,284 parameters, flat_dim 9216, [N, 20] output at 227 x 227"""
@@ -63,11 +63,11 @@ def test_caffenet_architecture(student, set_mode):
 @pytest.mark.number("3.5")
 @pytest.mark.parametrize(("shape", "nrow"), [((96, 3, 11, 11), 12), ((32, 1, 5, 5), 8), ((10, 3, 4, 4), 4)])
 def test_filter_grid(student, shape, nrow):
-    """filter_grid: each filter min-max scaled to [0, 1], nrow per row, white padding"""
+    """filter_grid: each filter min-max scaled to [0, 1], nrow per row, white padding; the weights left unchanged"""
     weight = torch.randn(*shape, generator=torch.Generator().manual_seed(shape[0]))
     weight[1] = 0.25  # a constant filter
     call = describe_call("filter_grid", weight, nrow=nrow, padding=1)
-    got = student.analysis.filter_grid(weight, nrow=nrow, padding=1)
+    got = call_keeping_inputs(student.analysis.filter_grid, weight, nrow=nrow, padding=1)  # the model's own weights
     expected = torchvision.utils.make_grid(weight.clone(), nrow=nrow, padding=1, normalize=True, scale_each=True,
                                            pad_value=1.0)
     assert_close(got, expected, call=call, atol=1e-5, check_dtype=False,
@@ -110,13 +110,13 @@ def test_load_pretrained_weights_renamed(student):
 @pytest.mark.weight(2)
 @pytest.mark.number("3.8")
 def test_nearest_neighbors_match_sklearn(student):
-    """nearest_neighbors: the k closest gallery rows (Euclidean), nearest first, as scikit-learn finds them"""
+    """nearest_neighbors: the k closest gallery rows (Euclidean), nearest first, as scikit-learn finds them; inputs unchanged"""
     from sklearn.neighbors import NearestNeighbors
 
     g = torch.Generator().manual_seed(38)
     gallery, query = torch.randn(60, 9, generator=g), torch.randn(7, 9, generator=g)
     call = describe_call("nearest_neighbors", query, gallery, 5)
-    got = student.analysis.nearest_neighbors(query, gallery, 5)
+    got = call_keeping_inputs(student.analysis.nearest_neighbors, query, gallery, 5)
     check(isinstance(got, (list, tuple)) and len(got) == 2, f"expected (indices, distances), got {got!r:.80}",
           call=call)
     distances, indices = NearestNeighbors(n_neighbors=5, algorithm="brute").fit(gallery.double().numpy()) \
@@ -130,7 +130,7 @@ def test_nearest_neighbors_match_sklearn(student):
 @pytest.mark.weight(2)
 @pytest.mark.number("3.10")
 def test_extract_features_hook(student, set_mode):
-    """extract_features: a layer's outputs through a forward hook, hook removed, mode restored"""
+    """extract_features: a layer's outputs through a forward hook, hook removed, mode restored (train or eval)"""
     nn = student.import_library("torch.nn")
     model = nn.Sequential(nn.Flatten(), nn.Linear(12, 6), nn.ReLU(), nn.Linear(6, 3))
     g = torch.Generator().manual_seed(310)
@@ -146,6 +146,13 @@ def test_extract_features_hook(student, set_mode):
     check(model.training is True, "the model was left in evaluation mode; restore its mode", call=call)
     check(len(model[2]._forward_hooks) == 0, "the forward hook is still registered after the call", call=call,
           hint="keep the handle of register_forward_hook and call handle.remove()")
+    # Called on a model in evaluation mode, it leaves it in evaluation mode (restored, not set to train).
+    set_mode(model, False)
+    again = student.analysis.extract_features(model, images, "2", batch_size=4)
+    assert_close(again, got, call=call + " on the model in eval mode", atol=1e-6)
+    check(model.training is False, "called on a model in evaluation mode, extract_features left it in training mode",
+          call=call + " on the model in eval mode",
+          hint="keep was_training = model.training before model.eval(), and call model.train(was_training) after")
 
 
 # -- 3.12-3.13 t-SNE colours and plot (Q2's t-SNE figure; the S24 starter has no file for it) -----------------------------------------------------------------
@@ -174,7 +181,7 @@ def test_label_colors_mean_rule(student):
     g = torch.Generator().manual_seed(8)
     labels, palette = random_labels(25, g), torch.rand(20, 3, generator=g)
     call = describe_call("label_colors", labels, palette)
-    got = student.analysis.label_colors(labels, palette)
+    got = call_keeping_inputs(student.analysis.label_colors, labels, palette)
     assert_close(got, expected_colors(labels, palette), call=call, atol=1e-6, check_dtype=False,
                  hint="mean of palette[c] over the active classes c of each image; (0.5, 0.5, 0.5) for none")
 
@@ -189,7 +196,8 @@ def test_plot_tsne_colours_and_legend(student, sandbox_tmp_path):
     names = [f"class{i}" for i in range(20)]
     path = sandbox_tmp_path / "tsne.png"
     call = describe_call("plot_tsne", embedding, labels, str(path), class_names=names, palette=palette)
-    fig = student.analysis.plot_tsne(embedding, labels, str(path), class_names=names, palette=palette)
+    fig = call_keeping_inputs(student.analysis.plot_tsne, embedding, labels, str(path), class_names=names,
+                              palette=palette)
     check(path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"no PNG was written at {path}",
           call=call)
     numpy = student.import_library("numpy")
