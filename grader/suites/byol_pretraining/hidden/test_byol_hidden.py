@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 from grader.compare import assert_close, check, describe_call
 from grader.sandbox.client import StudentCodeError
-from grader.student import value_and_grad
+from grader.student import call_keeping_inputs, student_raises, value_and_grad
 
 
 @pytest.mark.weight(1)
@@ -53,7 +54,8 @@ def test_ema_update_random(student, reference, worker, make_backbone, helpers, t
 @pytest.mark.weight(1)
 @pytest.mark.number("7.3")
 def test_byol_forward_train_and_eval_mode(student, reference, make_backbone, helpers):
-    """BYOL.forward in train and eval mode, against the reference (separate or concatenated views)"""
+    """BYOL.forward in train and eval mode, batches of 6 and 3 (square and not), against the reference (separate or
+    concatenated views)"""
     model = student.byol.BYOL(make_backbone(6, seed=7), 6, projection_dim=4, hidden_dim=10, tau=0.99)
     local = reference.byol.BYOL(helpers.local_backbone(6, seed=7), 6, projection_dim=4, hidden_dim=10, tau=0.99)
     state = model.state_dict()
@@ -63,13 +65,14 @@ def test_byol_forward_train_and_eval_mode(student, reference, make_backbone, hel
     generator = torch.Generator().manual_seed(9)
     state = {k: v + 0.2 * torch.randn(v.shape, generator=generator) if k.startswith("target_")
              and v.is_floating_point() else v for k, v in state.items()}
-    model.load_state_dict(state)
-    local.load_state_dict(state)
-    view1, view2 = torch.randn(6, 3, 5, 5, generator=generator), torch.randn(6, 3, 5, 5, generator=generator)
-    for mode in ("eval", "train"):
+    for shape, mode in itertools.product([(6, 3, 5, 5), (3, 3, 7, 4)], ("eval", "train")):
+        if mode == "eval":  # each shape from the same weights and statistics
+            model.load_state_dict(state)
+            local.load_state_dict(state)
+            view1, view2 = torch.randn(*shape, generator=generator), torch.randn(*shape, generator=generator)
         getattr(model, mode)()
         getattr(local, mode)()
-        got = model(view1, view2)
+        got = call_keeping_inputs(model, view1, view2)  # the views stay as they were
         with torch.no_grad():
             separate = local(view1, view2)
             both = torch.cat([view1, view2])
@@ -145,7 +148,7 @@ def test_read_office_csv_random(student, reference, sandbox_tmp_path, text):
 @pytest.mark.weight(1)
 @pytest.mark.number("7.5")
 def test_read_office_csv_unlabelled(student, sandbox_tmp_path):
-    """read_office_csv(labelled=False): a test split without labels"""
+    """read_office_csv(labelled=False): a test split without labels; labels checked against num_classes"""
     path = sandbox_tmp_path / "test.csv"
     path.write_text("id,filename,label\n0,a.jpg,\n1,b.jpg,\n", encoding="utf-8")
     got = [(r.id, r.filename, r.label, r.line) for r in student.officehome.read_office_csv(str(path), labelled=False)]
@@ -155,6 +158,13 @@ def test_read_office_csv_unlabelled(student, sandbox_tmp_path):
     got = [(r.id, r.filename, r.label, r.line) for r in student.officehome.read_office_csv(str(path), labelled=False)]
     check(got == [(4, "c.jpg", -1, 2)], f"expected [(4, 'c.jpg', -1, 2)], got {got}",
           call="read_office_csv('id,filename / 4,c.jpg', labelled=False)")
+    path.write_text("id,filename,label\n0,a.jpg,3\n1,b.jpg,69\n", encoding="utf-8")
+    got = [(r.id, r.label) for r in student.officehome.read_office_csv(str(path), num_classes=70)]
+    check(got == [(0, 3), (1, 69)], f"with num_classes=70 label 69 is valid; expected [(0, 3), (1, 69)], got {got}",
+          call="read_office_csv('id,filename,label / 0,a.jpg,3 / 1,b.jpg,69', num_classes=70)",
+          hint="labels lie in [0, num_classes) for the num_classes given, not always 65")
+    with student_raises("ValueError", match=r"\bline 2\b"):
+        student.officehome.read_office_csv(str(path), num_classes=3)
 
 
 @pytest.mark.weight(1)
@@ -177,15 +187,27 @@ def test_two_views_random(student, reference, plain, helpers, base, size, height
 @pytest.mark.weight(1)
 @pytest.mark.number("7.7")
 def test_pretrain_fixed_tau_and_save_every(student, worker, make_backbone, helpers, sandbox_tmp_path):
-    """pretrain: constant tau without the schedule, numbered checkpoints every save_every epochs"""
+    """pretrain: constant tau without the schedule, numbered checkpoints every save_every epochs, the dataset's
+    set_epoch before each epoch"""
     model = student.byol.BYOL(make_backbone(6, seed=11), 6, projection_dim=4, hidden_dim=10, tau=0.93)
     optimizer = worker.torch.optim.Adam(model.parameters(), lr=0.01)
     generator = torch.Generator().manual_seed(12)
     views = [(torch.randn(3, 3, 5, 5, generator=generator), torch.randn(3, 3, 5, 5, generator=generator))
              for _ in range(2)]
+    # A DataLoader whose dataset (the two batches, batch_size=None) records the epochs given to its set_epoch.
+    worker_list = worker.builtins.type("WorkerList", (worker.builtins.list,), {})  # stays in the worker
+    epochs_set = worker_list()
+    batches = worker_list(views)
+    worker.builtins.setattr(batches, "set_epoch", epochs_set.append)
+    loader = student.import_library("torch.utils.data").DataLoader(batches, batch_size=None)
     out = sandbox_tmp_path / "run"
-    student.train_byol.pretrain(model, views, 3, optimizer, str(out), schedule_tau=False, save_every=2)
-    call = "pretrain(BYOL(tau=0.93), 2 batches, epochs=3, optimizer, out_dir, schedule_tau=False, save_every=2)"
+    student.train_byol.pretrain(model, loader, 3, optimizer, str(out), schedule_tau=False, save_every=2)
+    call = ("pretrain(BYOL(tau=0.93), DataLoader of 2 batches, epochs=3, optimizer, out_dir, schedule_tau=False, "
+            "save_every=2)")
+    recorded = worker.builtins.list(epochs_set)
+    check(recorded == [0, 1, 2], f"expected loader.dataset.set_epoch(0), (1), (2) before the epochs, got calls with "
+          f"{recorded}", call=call, hint="when loader.dataset has set_epoch, call it with the 0-based epoch before "
+                                         "each epoch (so that UnlabeledImages draws new views)")
     files = sorted(p.name for p in out.glob("backbone_*.pth"))
     check(files == ["backbone_epoch002.pth", "backbone_epoch003.pth", "backbone_last.pth"],
           f"expected backbone_epoch002.pth, backbone_epoch003.pth and backbone_last.pth, got {files}", call=call,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from grader.compare import assert_close, check, describe_call
-from grader.student import student_raises
+from grader.student import call_keeping_inputs, student_raises
 
 SEEDS = range(12)  # covers each random branch (jitter, grayscale, flip, blur) taken and not taken
 
@@ -22,7 +23,7 @@ def test_byol_augmentation_matches_the_seed_pipeline(student, worker, plain, hel
     oracle = helpers.reference_augmentation(image_size)
     for seed in SEEDS:
         worker.torch.manual_seed(seed)
-        got = plain(augmentation(image))
+        got = plain(call_keeping_inputs(augmentation, image))  # the caller's image stays as it was
         expected = helpers.seeded(oracle, image, seed)
         assert_close(got, expected, rtol=1e-4, atol=1e-4,
                      call=f"torch.manual_seed({seed}); byol_augmentation({image_size})(uint8[3, 40, 48] image)",
@@ -49,7 +50,7 @@ def test_two_views_seeded(student, worker, plain, helpers):
     for seeds in [(5, 6), (123, 7)]:
         worker.torch.manual_seed(99)
         state_before = worker.torch.random.get_rng_state()
-        views = student.augmentations.two_views(image, augmentation, seeds)
+        views = call_keeping_inputs(student.augmentations.two_views, image, augmentation, seeds)
         state_after = worker.torch.random.get_rng_state()
         call = describe_call("two_views", image, "byol_augmentation(24)", seeds)
         check(isinstance(views, tuple) and len(views) == 2, f"expected a tuple (view1, view2), got {views!r}",
@@ -100,7 +101,7 @@ def _write_images(folder, count: int, helpers) -> list:
     return tensors
 
 
-@pytest.mark.weight(2)
+@pytest.mark.weight(1)
 @pytest.mark.number("1.5")
 def test_unlabeled_images(student, worker, plain, helpers, sandbox_tmp_path):
     """UnlabeledImages: sorted images, both views of item i from image i, seeds per item and epoch"""
@@ -136,3 +137,73 @@ def test_unlabeled_images(student, worker, plain, helpers, sandbox_tmp_path):
     empty.mkdir()
     with student_raises("FileNotFoundError"):
         student.officehome.UnlabeledImages(str(empty), to_float)
+
+
+def _write_mixed_images(folder) -> list:
+    """Five images of the course's kinds (grey, RGBA, palette, upper-case suffix, JPEG) and two that do not count.
+
+    Returns each image as the RGB uint8 tensor ``[3, H, W]`` that PIL's ``convert("RGB")`` gives (read back from
+    the file, so that JPEG's loss does not matter), in file-name order.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    generator = torch.Generator().manual_seed(31)
+    rgb = [torch.randint(0, 256, (11 + i, 13 + 2 * i, 3), generator=generator, dtype=torch.uint8).numpy()
+           for i in range(6)]
+    Image.fromarray(rgb[0]).convert("L").save(folder / "img_00_grey.png")
+    rgba = np.concatenate([rgb[1], np.linspace(0, 255, rgb[1].shape[1], dtype=np.uint8)[None, :, None]
+                           .repeat(rgb[1].shape[0], 0)], axis=2)
+    Image.fromarray(rgba).save(folder / "img_01_rgba.png")
+    Image.fromarray(rgb[2]).convert("P", palette=Image.Palette.ADAPTIVE, colors=16).save(folder / "img_02_palette.png")
+    Image.fromarray(rgb[3]).save(folder / "img_03_upper.PNG")
+    Image.fromarray(rgb[4]).save(folder / "img_04_photo.jpg", quality=90)
+    (folder / "more").mkdir(exist_ok=True)
+    Image.fromarray(rgb[5]).save(folder / "more" / "img_05_subfolder.png")  # not in root itself: not an image of it
+    (folder / "img_06_notes.txt").write_text("not an image")
+    files = ["img_00_grey.png", "img_01_rgba.png", "img_02_palette.png", "img_03_upper.PNG", "img_04_photo.jpg"]
+    tensors = []
+    for name in files:
+        with Image.open(folder / name) as image:
+            tensors.append(torch.from_numpy(np.asarray(image.convert("RGB")).copy()).permute(2, 0, 1))
+    return tensors
+
+
+@pytest.mark.weight(1)
+@pytest.mark.number("1.6")
+def test_unlabeled_images_modes_and_global_generator(student, worker, plain, helpers, sandbox_tmp_path):
+    """UnlabeledImages: grey, RGBA, palette and JPEG files as RGB, suffixes of any case, root only; seed=None draws
+    from torch's global generator"""
+    tensors = _write_mixed_images(sandbox_tmp_path / "mixed")
+    call = ("UnlabeledImages(folder with img_00_grey.png, img_01_rgba.png, img_02_palette.png, img_03_upper.PNG, "
+            "img_04_photo.jpg, img_06_notes.txt and more/img_05_subfolder.png)")
+    to_float = worker.v2.Compose([worker.v2.ToImage(), worker.v2.ToDtype(torch.float32, scale=True)])
+    dataset = student.officehome.UnlabeledImages(str(sandbox_tmp_path / "mixed"), to_float)
+    check(len(dataset) == 5, f"expected the 5 images of the folder itself, got len {len(dataset)}", call=call,
+          hint="the image files of root (suffix .jpg, .jpeg, .png or .bmp in any case), not those of its subfolders")
+    kinds = ["grey", "RGBA", "palette ('P')", "upper-case suffix .PNG", "JPEG"]
+    for i, kind in enumerate(kinds):
+        first, second = map(plain, dataset[i])
+        expected = tensors[i].float() / 255
+        for what, view in (("view1", first), ("view2", second)):
+            check(tuple(view.shape) == tuple(expected.shape),
+                  f"{what} of the {kind} image {i} has shape {list(view.shape)}; expected {list(expected.shape)}",
+                  call=call + f"[{i}]", hint="open every image as RGB: load_rgb(path) (Image.open(path).convert('RGB'))")
+            assert_close(view, expected, call=call + f"[{i}]", what=f"{what} of the {kind} image",
+                         hint="open every image as RGB (load_rgb); images sorted by file name")
+
+    from torchvision.transforms import v2
+
+    oracle = helpers.reference_augmentation(12)
+    unseeded = student.officehome.UnlabeledImages(str(sandbox_tmp_path / "mixed"),
+                                                  student.augmentations.byol_augmentation(12))
+    for global_seed, index in [(7, 1), (8, 1), (9, 4)]:
+        worker.torch.manual_seed(global_seed)
+        first, second = map(plain, unseeded[index])
+        pil = v2.functional.to_pil_image(tensors[index])
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(global_seed)
+            expected = [oracle(pil).as_subclass(torch.Tensor), oracle(pil).as_subclass(torch.Tensor)]
+        call = f"UnlabeledImages(..., byol_augmentation(12)) (seed=None); torch.manual_seed({global_seed}); [{index}]"
+        for k, view in enumerate((first, second)):
+            assert_close(view, expected[k], rtol=1e-4, atol=1e-4, call=call, what=f"view{k + 1}",
+                         hint="with seed=None, item i is two_views(image_i, transform): both views drawn from torch's "
+                              "global generator, one after the other (no seed of your own)")

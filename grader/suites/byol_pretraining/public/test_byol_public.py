@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from grader.compare import assert_close, assert_equal, check, describe_call
-from grader.student import module_info, num_parameters, student_raises, value_and_grad
+from grader.student import call_keeping_inputs, module_info, num_parameters, student_raises, value_and_grad
 
 
 def hand_loss(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -29,12 +29,20 @@ def hand_grad(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 @pytest.mark.weight(2)
 @pytest.mark.number("2.1")
 def test_byol_loss_value_and_gradient(student):
-    """byol_loss: 2 - 2 cos per pair, and its gradient, against a hand computation"""
+    """byol_loss: 2 - 2 cos per pair (2 for a zero vector), and its gradient, against a hand computation;
+    the inputs stay as they were"""
     golden_p = torch.tensor([[1.0, 0.0], [1.0, 1.0], [1.0, 0.0], [3.0, 4.0]])
     golden_z = torch.tensor([[0.0, 2.0], [2.0, 2.0], [-3.0, 0.0], [4.0, 3.0]])
-    got = student.byol.byol_loss(golden_p, golden_z)
+    got = call_keeping_inputs(student.byol.byol_loss, golden_p, golden_z)  # neither input changed in place
     assert_close(got, torch.tensor([2.0, 0.0, 4.0, 2 - 2 * 24 / 25]), call=describe_call("byol_loss", golden_p, golden_z),
                  hint="normalise both vectors (L2, last dimension), then 2 - 2 * their dot product; one value per row")
+    # A zero vector has no direction: F.normalize's eps maps it to zero, so its cosine is 0 and the loss 2.
+    zero_p = torch.tensor([[0.0, 0.0, 0.0], [1.0, 2.0, 2.0], [0.0, 0.0, 0.0]])
+    zero_z = torch.tensor([[1.0, -1.0, 0.5], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    got = call_keeping_inputs(student.byol.byol_loss, zero_p, zero_z)
+    assert_close(got, torch.tensor([2.0, 2.0, 2.0]), call=describe_call("byol_loss", zero_p, zero_z),
+                 what="loss of pairs with a zero vector",
+                 hint="normalise with F.normalize(x, dim=-1) (its eps keeps a zero vector finite), not x / x.norm()")
     generator = torch.Generator().manual_seed(0)
     p = torch.randn(6, 9, generator=generator) * torch.rand(6, 1, generator=generator) * 5
     z = torch.randn(6, 9, generator=generator)
@@ -67,7 +75,7 @@ def test_symmetric_byol_loss(student):
     """symmetric_byol_loss: each view's prediction regresses the other view's target"""
     generator = torch.Generator().manual_seed(2)
     p1, p2, z1, z2 = (torch.randn(5, 4, generator=generator) for _ in range(4))
-    got = student.byol.symmetric_byol_loss(p1, p2, z1, z2)
+    got = call_keeping_inputs(student.byol.symmetric_byol_loss, p1, p2, z1, z2)  # no input changed in place
     expected = (hand_loss(p1, z2) + hand_loss(p2, z1)).mean().float()
     assert_close(got, expected, call=describe_call("symmetric_byol_loss", p1, p2, z1, z2), rtol=1e-5, atol=1e-5,
                  hint="mean over the batch of byol_loss(p1, z2) + byol_loss(p2, z1): a 0-d tensor")
@@ -123,12 +131,17 @@ def test_ema_update_parameters(student, worker, make_backbone):
 @pytest.mark.weight(1)
 @pytest.mark.number("2.6")
 def test_ema_update_buffers(student, worker, make_backbone):
-    """ema_update: BatchNorm running statistics averaged, num_batches_tracked copied"""
+    """ema_update: BatchNorm running statistics averaged, num_batches_tracked copied, online buffers unchanged"""
     online, target = _trained_pair(worker, make_backbone)
     before_online, before_target = online.state_dict(), target.state_dict()
     student.byol.ema_update(online, target, 0.75)
     after = target.state_dict()
     call = describe_call("ema_update", online, target, 0.75)
+    after_online = online.state_dict()
+    for name in ("1.running_mean", "1.running_var", "1.num_batches_tracked"):
+        assert_equal(after_online[name], before_online[name], call=call, what=f"online {name}",
+                     hint="only the target moves: update the target's buffers in place (xi.mul_(tau).add_(theta, "
+                          "...) or xi.lerp_(theta, 1 - tau)), never the online network's")
     for name in ("1.running_mean", "1.running_var"):
         expected = (0.75 * before_target[name].double() + 0.25 * before_online[name].double()).float()
         assert_close(after[name], expected, call=call, rtol=1e-6, atol=1e-7, what=f"target {name}",
@@ -233,7 +246,7 @@ def test_byol_forward(student, make_backbone):
     model.eval()
     generator = torch.Generator().manual_seed(6)
     view1, view2 = torch.randn(5, 3, 7, 7, generator=generator), torch.randn(5, 3, 7, 7, generator=generator)
-    got = model(view1, view2)
+    got = call_keeping_inputs(model, view1, view2)  # the views stay as they were
     p1 = model.predictor(model.online_projector(model.online_encoder(view1)))
     p2 = model.predictor(model.online_projector(model.online_encoder(view2)))
     z1 = model.target_projector(model.target_encoder(view1))

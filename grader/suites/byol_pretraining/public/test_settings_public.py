@@ -34,6 +34,15 @@ def _setup(folder):
     return str(folder / "office"), {k: str(folder / f"{k}.pth") for k in states}, states
 
 
+def _seeded_initialisation(seed: int) -> tuple[dict, torch.Tensor]:
+    """What ``torch.manual_seed(seed)`` then ``build_classifier("resnet18")`` initialises: the backbone and the head."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        network = torchvision.models.resnet18(weights=None)
+        head = torch.nn.Linear(512, 65)
+    return network.state_dict(), head.weight.detach()
+
+
 def _probe(model) -> dict[str, torch.Tensor]:
     backbone = model.backbone
     return {"conv1.weight": backbone.conv1.weight, "bn1.running_var": backbone.bn1.running_var,
@@ -44,13 +53,15 @@ def _probe(model) -> dict[str, torch.Tensor]:
 @pytest.mark.number("6.1")
 @pytest.mark.sandbox(call_timeout=120)
 def test_run_setting_starts_from_the_right_backbone(student, sandbox_tmp_path):
-    """run_setting: setting A starts from scratch, B/D from the supervised and C/E from the BYOL backbone"""
+    """run_setting: setting A starts from scratch, B/D from the supervised and C/E from the BYOL backbone, each
+    seeded before the classifier is built"""
     office, paths, states = _setup(sandbox_tmp_path)
     source = {"A": None, "B": "supervised", "C": "ssl", "D": "supervised", "E": "ssl"}
+    seeded_backbone, seeded_head = _seeded_initialisation(5)
     for name, kind in source.items():
-        call = f"run_setting({name!r}, office, checkpoints, arch='resnet18', epochs=0, image_size=16)"
+        call = f"run_setting({name!r}, office, checkpoints, arch='resnet18', epochs=0, image_size=16, seed=5)"
         accuracy, model = student.settings_table.run_setting(name, office, paths, arch="resnet18", epochs=0,
-                                                             batch_size=4, image_size=16)
+                                                             batch_size=4, image_size=16, seed=5)
         check(isinstance(accuracy, float) and 0.0 <= accuracy <= 1.0,
               f"expected an accuracy in [0, 1], got {accuracy!r}", call=call)
         probe = _probe(model)
@@ -60,6 +71,15 @@ def test_run_setting_starts_from_the_right_backbone(student, sandbox_tmp_path):
                   f"{'a random initialisation' if kind is None else f'the {kind} checkpoint'}, but its backbone "
                   f"{'equals' if same else 'differs from'} the {other} checkpoint", call=call,
                   hint="A: none; B, D: checkpoints['supervised']; C, E: checkpoints['ssl']")
+        seeded = {"head.weight": (model.head.weight, seeded_head)}  # the head is initialised in every setting
+        if kind is None:  # and so is the whole backbone in setting A
+            seeded.update({f"backbone.{k}": (probe[k], seeded_backbone[k]) for k in ("conv1.weight",
+                                                                                   "layer4.1.conv2.weight")})
+        for key, (value, expected) in seeded.items():
+            check(torch.equal(value.detach(), expected), f"setting {name}: {key} is not the initialisation that "
+                  "torch.manual_seed(5) then build_classifier gives", call=call,
+                  hint="seed torch with `seed` first, then build the classifier (build_classifier), so that a run is "
+                       "reproducible")
         frozen = name in "DE"
         flags = {flag for _, _, flag, _ in module_info(model.backbone)["parameters"]}
         check(flags == {not frozen}, f"setting {name}: backbone requires_grad should all be {not frozen}, "

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from grader.compare import assert_close, check
-from grader.student import module_info, num_parameters, type_name
+from grader.student import call_keeping_inputs, module_info, num_parameters, type_name
 
 
 def _byol(student, make_backbone, tau: float = 0.9):
@@ -29,7 +29,7 @@ def _split(state: dict, prefix: str) -> dict:
 @pytest.mark.weight(1)
 @pytest.mark.number("3.1")
 def test_build_optimizer(student, make_backbone):
-    """build_optimizer: Adam over the online parameters only"""
+    """build_optimizer: Adam over the online parameters only, with the given lr and weight decay"""
     model = _byol(student, make_backbone)
     optimizer = student.train_byol.build_optimizer(model, lr=0.01)
     call = "build_optimizer(BYOL(...), lr=0.01)"
@@ -41,12 +41,20 @@ def test_build_optimizer(student, make_backbone):
     given = sum(p.numel() for g in groups for p in g["params"])
     check(given == online, f"the optimiser holds {given} parameter values; the online network has {online}",
           call=call, hint="give the optimiser model.online_parameters(): the target moves only by the EMA")
+    check(groups[0]["weight_decay"] == pytest.approx(0.0), f"the default weight_decay is 0.0, got "
+          f"{groups[0]['weight_decay']}", call=call)
+    decayed = student.train_byol.build_optimizer(model, lr=0.003, weight_decay=0.05).param_groups
+    check(len(decayed) == 1 and decayed[0]["lr"] == pytest.approx(0.003)
+          and decayed[0]["weight_decay"] == pytest.approx(0.05),
+          f"expected one group with lr 0.003 and weight_decay 0.05, got "
+          f"{[(g['lr'], g['weight_decay']) for g in decayed]}", call="build_optimizer(BYOL(...), lr=0.003, "
+          "weight_decay=0.05)", hint="pass lr and weight_decay on to torch.optim.Adam")
 
 
 @pytest.mark.weight(3)
 @pytest.mark.number("3.2")
 def test_train_step(student, worker, make_backbone, grads_of):
-    """train_step: the online network learns, the target is exactly the EMA and gets no gradient"""
+    """train_step: training mode, the online network learns, the target is exactly the EMA and gets no gradient"""
     model = _byol(student, make_backbone, tau=0.9)
     optimizer = worker.torch.optim.SGD(model.parameters(), lr=0.5)  # built here: independent of build_optimizer
     (view1, view2), (view3, view4) = _views(2, seed=3)
@@ -55,13 +63,16 @@ def test_train_step(student, worker, make_backbone, grads_of):
         model.train()
         expected_loss = model(*views)
         model.load_state_dict(before)  # forget the BatchNorm statistics of that extra forward pass
-        loss = student.train_byol.train_step(model, optimizer, *views, tau) if tau is not None else \
-            student.train_byol.train_step(model, optimizer, *views)
-        call = f"train_step(model with tau=0.9, optimizer, view1, view2{'' if tau is None else ', 0.5'})"
+        model.eval()  # as after an evaluation: train_step must put the model back into training mode itself
+        loss = call_keeping_inputs(student.train_byol.train_step, model, optimizer, *views, tau) if tau is not None \
+            else call_keeping_inputs(student.train_byol.train_step, model, optimizer, *views)
+        call = (f"model.eval(); train_step(model with tau=0.9, optimizer, view1, view2"
+                f"{'' if tau is None else ', 0.5'})")
         check(isinstance(loss, float), f"expected the loss as a Python float, got {type(loss).__name__}", call=call,
               hint="return float(loss) (or loss.item())")
         assert_close(loss, float(expected_loss.detach()), call=call, rtol=1e-5, atol=1e-6, what="returned loss",
-                     hint="return the loss of model(view1, view2) computed before the update")
+                     hint="model.train() first (BatchNorm on batch statistics), then return the loss of "
+                          "model(view1, view2) computed before the update")
         after = model.state_dict()
         changed = [k for k in _split(after, "online_encoder.") if after["online_encoder." + k].is_floating_point()
                    and not torch.equal(after["online_encoder." + k], before["online_encoder." + k])]
