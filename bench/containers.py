@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -66,7 +67,9 @@ def grade_in_container(assignment: str, memory: int, cpus: float, timeout: float
                                                  t.get("max_score", 0)]
     named = any("grading machine ran out of memory" in t or "This grading machine has" in t for t in texts)
     blamed = any("did it call sys.exit" in t or "Your code's process was killed" in t for t in texts)
-    return {"score": score, "points": points, "wall_s": wall, "peak_mb": (peak or 0) / 2**20, "oom_kills": kills,
+    lost = [f"{t.get('name', '?')}: {str(t.get('output', '')).strip().splitlines()[:1]}" for t in tests
+            if float(t.get("score", 0)) < float(t.get("max_score", 0))]
+    return {"lost": lost, "score": score, "points": points, "wall_s": wall, "peak_mb": (peak or 0) / 2**20, "oom_kills": kills,
             "returncode": returncode, "container_named": named, "student_blamed": blamed}
 
 
@@ -82,13 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for assignment in names:
         for label, memory, cpus in parse_sizes(args.sizes):
-            row = {"assignment": assignment, "container": label, **grade_in_container(assignment, memory, cpus)}
+            load = os.getloadavg()[0]
+            row = {"assignment": assignment, "container": label, **grade_in_container(assignment, memory, cpus),
+                   "load_before": round(load, 2)}
             row["result"] = f"{row['score']:g} / {row['points']:g}"
             rows.append(row)
             print(f"{assignment} in {label}: {row['result']} in {row['wall_s']:.0f} s, peak {row['peak_mb']:.0f} MB, "
-                  f"{row['oom_kills']} OOM kills, container named: {row['container_named']}", flush=True)
+                  f"{row['oom_kills']} OOM kills, container named: {row['container_named']}, load before {load:.1f}", flush=True)
     columns = ["assignment", "container", "result", "wall_s", "peak_mb", "oom_kills", "container_named",
-               "student_blamed"]
+               "student_blamed", "load_before"]
     print(table(rows, columns))
     path = save("containers", {"rows": rows, "machine_note": machine()}, args.out)
     print(f"wrote {path}")
