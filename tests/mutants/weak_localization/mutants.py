@@ -178,15 +178,25 @@ MUTANTS = [
            replace="            nn.Conv2d(256, 256, kernel_size=1),\n"
                    "            nn.Conv2d(256, num_classes, kernel_size=1),\n        )",
            select="score_values", why="no ReLU between the two 1x1 convs of the classifier (same parameters)"),
+    # (LocalizerAlexNet's own trunk: the reference's WSDDN shares _alexnet_features, a student's has its own copy)
     Mutant("localizer_conv5_without_relu", "AlexNet.py",
-           find="        nn.Conv2d(256, 256, kernel_size=3, padding=1),\n        nn.ReLU(inplace=True),\n    )",
-           replace="        nn.Conv2d(256, 256, kernel_size=3, padding=1),\n    )",
-           select="score_values", why="the trunk stops at conv5 without its ReLU (weights still load by name)"),
+           find="        # BEGIN SOLUTION\n        self.features = _alexnet_features()\n        self.classifier = nn.Sequential(\n"
+                "            nn.Conv2d(256, 256, kernel_size=3),\n            nn.ReLU(inplace=True),\n"
+                "            nn.Conv2d(256, 256, kernel_size=1),",
+           replace="        # BEGIN SOLUTION\n        self.features = nn.Sequential(*list(_alexnet_features())[:-1])\n"
+                   "        self.classifier = nn.Sequential(\n"
+                   "            nn.Conv2d(256, 256, kernel_size=3),\n            nn.ReLU(inplace=True),\n"
+                   "            nn.Conv2d(256, 256, kernel_size=1),",
+           select="score_values", why="the localizer's trunk stops at conv5 without its ReLU (weights still load by name)"),
     Mutant("localizer_maxpool_2x2", "AlexNet.py",
-           find="        nn.Conv2d(64, 192, kernel_size=5, padding=2),\n        nn.ReLU(inplace=True),\n"
-                "        nn.MaxPool2d(kernel_size=3, stride=2),",
-           replace="        nn.Conv2d(64, 192, kernel_size=5, padding=2),\n        nn.ReLU(inplace=True),\n"
-                   "        nn.MaxPool2d(kernel_size=2, stride=2),",
+           find="        # BEGIN SOLUTION\n        self.features = _alexnet_features()\n        self.classifier = nn.Sequential(\n"
+                "            nn.Conv2d(256, 256, kernel_size=3),\n            nn.ReLU(inplace=True),\n"
+                "            nn.Conv2d(256, 256, kernel_size=1),",
+           replace="        # BEGIN SOLUTION\n        self.features = _alexnet_features()\n"
+                   "        self.features[5] = nn.MaxPool2d(kernel_size=2, stride=2)\n"
+                   "        self.classifier = nn.Sequential(\n"
+                   "            nn.Conv2d(256, 256, kernel_size=3),\n            nn.ReLU(inplace=True),\n"
+                   "            nn.Conv2d(256, 256, kernel_size=1),",
            select="score_values", why="max-pool 2x2/2 after conv2 instead of AlexNet's 3x3/2: same map sizes at 512 "
                                      "and 224, other values"),
     # Task 1's training step (test_train_steps_on_each_batch: an optimizer that notes the gradient at each step)
