@@ -61,6 +61,8 @@ ROBUST_FORWARD = """    def forward(self, x: torch.Tensor) -> torch.Tensor:
 # BEGIN SOLUTION NO PROMPT"""
 TEST_MODEL_RETURN = "    return calculate_map(detections, ground_truths, num_classes=num_classes)\n    # END SOLUTION\n\n\ndef train_model("
 
+TRAIN_STEP = "        optimizer.zero_grad()\n        loss.backward()\n        optimizer.step()\n"
+
 CONVENTIONS = [
     # -- Task 0 ---------------------------------------------------------------------------------------
     Mutant("rois_sorted_pairs_numpy", DS, find=ROIS, replace="""        # sort (boxScore, box) pairs by score and keep the top_n, as [xmin, ymin, xmax, ymax] / (w, h)
@@ -94,11 +96,11 @@ CONVENTIONS = [
         select="loss_in_train", why="adaptive max pool in train(), BCEWithLogitsLoss(reduction='sum')"),
     # (issue 22: the training step, LocalizerAlexNet's values, inputs left as they were)
     Mutant("train_zero_grad_after_step", T1,
-           find="        optimizer.zero_grad()\n        loss.backward()\n        optimizer.step()\n",
+           find=TRAIN_STEP,
            replace="        loss.backward()\n        optimizer.step()\n        optimizer.zero_grad(set_to_none=True)\n",
            select="steps_on_each_batch", why="zero_grad(set_to_none=True) after each step instead of before backward"),
     Mutant("train_model_zero_grad", T1,
-           find="        optimizer.zero_grad()\n        loss.backward()\n        optimizer.step()\n",
+           find=TRAIN_STEP,
            replace="        model.zero_grad()\n        loss.backward()\n        optimizer.step()\n",
            select="steps_on_each_batch", why="model.zero_grad() instead of optimizer.zero_grad()"),
     Mutant("localizer_sigmoid_output", AX,

@@ -6,6 +6,13 @@ functions, exact metric definitions and speed checks are graded in profile ``ext
 
 from grader.mutation import Mutant
 
+TRAIN_STEP = "        optimizer.zero_grad()\n        loss.backward()\n        optimizer.step()\n"
+"""The reference train()'s optimizer step (issue 22's training-step mutants rearrange it)."""
+LOCALIZER_INIT = ("        # BEGIN SOLUTION\n        self.features = _alexnet_features()\n        self.classifier = nn.Sequential(\n"
+                  "            nn.Conv2d(256, 256, kernel_size=3),\n            nn.ReLU(inplace=True),\n"
+                  "            nn.Conv2d(256, 256, kernel_size=1),")
+"""The start of LocalizerAlexNet.__init__ (not of the robust model's, nor WSDDN's trunk)."""
+
 MUTANTS = [
     # -- Task 0: proposals -------------------------------------------------------------------------
     Mutant("proposals_yx_order_kept", "voc_dataset.py",
@@ -180,18 +187,14 @@ MUTANTS = [
            select="score_values", why="no ReLU between the two 1x1 convs of the classifier (same parameters)"),
     # (LocalizerAlexNet's own trunk: the reference's WSDDN shares _alexnet_features, a student's has its own copy)
     Mutant("localizer_conv5_without_relu", "AlexNet.py",
-           find="        # BEGIN SOLUTION\n        self.features = _alexnet_features()\n        self.classifier = nn.Sequential(\n"
-                "            nn.Conv2d(256, 256, kernel_size=3),\n            nn.ReLU(inplace=True),\n"
-                "            nn.Conv2d(256, 256, kernel_size=1),",
+           find=LOCALIZER_INIT,
            replace="        # BEGIN SOLUTION\n        self.features = nn.Sequential(*list(_alexnet_features())[:-1])\n"
                    "        self.classifier = nn.Sequential(\n"
                    "            nn.Conv2d(256, 256, kernel_size=3),\n            nn.ReLU(inplace=True),\n"
                    "            nn.Conv2d(256, 256, kernel_size=1),",
            select="score_values", why="the localizer's trunk stops at conv5 without its ReLU (weights still load by name)"),
     Mutant("localizer_maxpool_2x2", "AlexNet.py",
-           find="        # BEGIN SOLUTION\n        self.features = _alexnet_features()\n        self.classifier = nn.Sequential(\n"
-                "            nn.Conv2d(256, 256, kernel_size=3),\n            nn.ReLU(inplace=True),\n"
-                "            nn.Conv2d(256, 256, kernel_size=1),",
+           find=LOCALIZER_INIT,
            replace="        # BEGIN SOLUTION\n        self.features = _alexnet_features()\n"
                    "        self.features[5] = nn.MaxPool2d(kernel_size=2, stride=2)\n"
                    "        self.classifier = nn.Sequential(\n"
@@ -201,19 +204,19 @@ MUTANTS = [
                                      "and 224, other values"),
     # Task 1's training step (test_train_steps_on_each_batch: an optimizer that notes the gradient at each step)
     Mutant("train_no_zero_grad", "task_1.py",
-           find="        optimizer.zero_grad()\n        loss.backward()\n        optimizer.step()\n",
+           find=TRAIN_STEP,
            replace="        loss.backward()\n        optimizer.step()\n",
            select="steps_on_each_batch", why="never zeroes the gradients: every step uses the sum over all batches so far"),
     Mutant("train_step_before_backward", "task_1.py",
-           find="        optimizer.zero_grad()\n        loss.backward()\n        optimizer.step()\n",
+           find=TRAIN_STEP,
            replace="        optimizer.zero_grad()\n        optimizer.step()\n        loss.backward()\n",
            select="steps_on_each_batch", why="optimizer.step() before loss.backward(): each step uses no gradient"),
     Mutant("train_zero_grad_before_step", "task_1.py",
-           find="        optimizer.zero_grad()\n        loss.backward()\n        optimizer.step()\n",
+           find=TRAIN_STEP,
            replace="        loss.backward()\n        optimizer.zero_grad()\n        optimizer.step()\n",
            select="steps_on_each_batch", why="zero_grad between backward and step: the step sees zero gradients"),
     Mutant("train_no_optimizer_step", "task_1.py",
-           find="        optimizer.zero_grad()\n        loss.backward()\n        optimizer.step()\n",
+           find=TRAIN_STEP,
            replace="        optimizer.zero_grad()\n        loss.backward()\n",
            select="steps_on_each_batch", why="computes the gradients but never steps the optimizer"),
     # Inputs changed in place (call_keeping_inputs; results right)
