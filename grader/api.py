@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -33,12 +33,14 @@ class GradeResult:
         path (Path | None): where ``results.json`` was written (None: nowhere kept, see ``check``).
         returncode (int): the pytest process's exit status (informational).
         log (str): the tail of pytest's own output, for staff.
+        unmatched (str): for a ``-k`` / question selection that matched no test, the selection in words.
     """
 
     results: dict
     path: Path | None
     returncode: int
     log: str = ""
+    unmatched: str = ""
 
     @property
     def score(self) -> float:
@@ -64,6 +66,61 @@ class Progress:
     done: int
     total: int | None
     last: dict = field(default_factory=dict)
+
+
+class SelectionError(ValueError):
+    """A ``-k`` expression or ``--question`` number that cannot select tests (the message quotes it)."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which tests of a suite to run: a pytest ``-k`` expression and/or question numbers.
+
+    Attributes:
+        keyword: a pytest ``-k`` expression over test names (None: every test).
+        questions: test numbers ("4", "4.1"); a test runs when its number is one of them or below one.
+    """
+
+    keyword: str | None = None
+    questions: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.keyword) or bool(self.questions)
+
+    def pytest_args(self) -> list[str]:
+        """The pytest arguments that make this selection."""
+        args = ["-k", self.keyword] if self.keyword else []
+        return args + [f"--question={q}" for q in self.questions]
+
+    def describe(self) -> str:
+        """The selection in words, e.g. ``-k 'nms' and question 4``."""
+        parts = [f"-k {self.keyword!r}"] if self.keyword else []
+        if self.questions:
+            parts.append(f"question {', '.join(self.questions)}")
+        return " and ".join(parts)
+
+
+def make_selection(keyword: str | None = None, questions: Sequence[str | int | float] = ()) -> Selection:
+    """A checked ``Selection``.
+
+    Args:
+        keyword: a pytest ``-k`` expression (blank: none).
+        questions: test numbers such as 4 or "4.1".
+
+    Raises:
+        SelectionError: for a number that is not a test number, or an empty ``-k`` expression.
+    """
+    if keyword is not None and not keyword.strip():
+        raise SelectionError(f"-k needs an expression such as 'nms', got {keyword!r}")
+    from grader.plugin import QUESTION_PATTERN
+
+    cleaned = []
+    for question in questions:
+        text = str(question).strip()
+        if not QUESTION_PATTERN.fullmatch(text):
+            raise SelectionError(f"--question must be a test number such as 4 or 4.1, got {question!r}")
+        cleaned.append(text)
+    return Selection(keyword=keyword.strip() if keyword else None, questions=tuple(cleaned))
 
 
 def list_assignments() -> list[Manifest]:
@@ -118,7 +175,8 @@ def grade(assignment: str, submission: str | Path | None = None, out: str | Path
           public_only: bool = False, sandbox: bool = True, workers: int | None = None,
           extra_args: list[str] | None = None, on_progress: Callable[[Progress], None] | None = None,
           timeout: float | None = None, metadata: str | Path | None = None,
-          profile: str | None = None) -> GradeResult:
+          profile: str | None = None, keyword: str | None = None,
+          questions: Sequence[str | int | float] = ()) -> GradeResult:
     """Grade one submission of ``assignment`` and write Gradescope's results.json.
 
     Args:
@@ -135,10 +193,14 @@ def grade(assignment: str, submission: str | Path | None = None, out: str | Path
         metadata: Gradescope's ``submission_metadata.json``; when given, the
             manifest's late penalty and submission limit are applied.
         profile: which of the manifest's profiles to grade (None: its default).
+        keyword: run only the tests a pytest ``-k`` expression selects (e.g. ``"nms"``).
+        questions: run only the tests numbered so or below (``["4"]`` runs 4.1, 4.2, ...).
 
     Raises:
         ManifestError: for an unknown assignment or profile.
+        SelectionError: for a bad ``keyword`` or ``questions`` (before anything runs).
     """
+    selection = make_selection(keyword, questions)
     manifest = manifests.get(assignment)
     chosen = manifest.profile(profile)
     out = Path(out).resolve()
@@ -157,8 +219,9 @@ def grade(assignment: str, submission: str | Path | None = None, out: str | Path
             f"--results-json={out}", f"--submission={sub}", f"--progress-file={progress_file}",
             f"--timeout={int(manifest.grading.test_timeout)}", "-W", "ignore::DeprecationWarning"]
     args.append(f"--profile={chosen.name}")
-    if not public_only:
+    if not public_only and not selection:  # a selection carries only some of the points
         args.append(f"--expected-points={chosen.points}")
+    args += selection.pytest_args()
     if not sandbox:
         args.append("--no-sandbox")
     if workers and workers > 1:
@@ -211,10 +274,16 @@ def grade(assignment: str, submission: str | Path | None = None, out: str | Path
         results = {**results, "output": f"Grading was stopped after {limit:g} s, the time limit of a whole "
                                          f"grading.\n{results.get('output', '')}".rstrip("\n")}
         _write(out, results)
+    unmatched = ""
+    if selection and not any((t.get("extra_data") or {}).get("nodeid") for t in results.get("tests", [])):
+        unmatched = f"{selection.describe()} in profile {chosen.name}"
+        results = {**results, "output": f"No test matches {unmatched}.\n"
+                                        f"{results.get('output', '')}".rstrip("\n")}
+        _write(out, results)
     if metadata is not None:
         results = _with_policies(results, manifest, Path(metadata))
         _write(out, results)
-    return GradeResult(results=results, path=out, returncode=returncode, log=_tail(log, 200))
+    return GradeResult(results=results, path=out, returncode=returncode, log=_tail(log, 200), unmatched=unmatched)
 
 
 def _with_policies(results: dict, manifest: Manifest, metadata_path: Path) -> dict:
@@ -231,18 +300,20 @@ def _with_policies(results: dict, manifest: Manifest, metadata_path: Path) -> di
 
 
 def check(assignment: str, submission: str | Path = ".", out: str | Path | None = None, *, sandbox: bool = True,
-          on_progress: Callable[[Progress], None] | None = None, profile: str | None = None) -> GradeResult:
+          on_progress: Callable[[Progress], None] | None = None, profile: str | None = None,
+          keyword: str | None = None, questions: Sequence[str | int | float] = ()) -> GradeResult:
     """Run the public tests of ``assignment`` on a student's own code (``cvgrade check``).
 
     Without ``out`` the results are written to a temporary folder that is removed
     before returning (the result's ``path`` is then None; ``results`` holds them).
+    ``keyword`` and ``questions`` select tests as in ``grade``.
     """
+    options = dict(public_only=True, sandbox=sandbox, on_progress=on_progress, profile=profile, keyword=keyword,
+                   questions=questions)
     if out is not None:
-        return grade(assignment, submission, out, public_only=True, sandbox=sandbox, on_progress=on_progress,
-                     profile=profile)
+        return grade(assignment, submission, out, **options)
     with tempfile.TemporaryDirectory(prefix="cvgrade-check-") as folder:
-        result = grade(assignment, submission, Path(folder) / "results.json", public_only=True, sandbox=sandbox,
-                       on_progress=on_progress, profile=profile)
+        result = grade(assignment, submission, Path(folder) / "results.json", **options)
     return replace(result, path=None)
 
 

@@ -5,6 +5,7 @@
     cvgrade check ASSIGNMENT [SUBMISSION]          students: the public tests, with explanations
     cvgrade build [--check]                        regenerate (or verify) student_template/
     cvgrade package ASSIGNMENT -o dist/ [--check]  the zip for Gradescope
+    cvgrade kit ASSIGNMENT -o DIR                  the student kit (template, public tests, README)
     cvgrade batch ASSIGNMENT EXPORT --out grades.csv  regrade a Gradescope export (resumable)
 """
 
@@ -19,6 +20,9 @@ from rich.table import Table
 
 from grader import api
 from grader.manifest import ManifestError
+
+KEYWORD_HELP = "run only the tests whose names match this pytest -k expression (e.g. nms, 'centerness or iou')"
+QUESTION_HELP = "run only question N's tests (numbered N or N.x, e.g. 4 or 4.1); repeatable"
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Grade PyTorch computer-vision assignments and write Gradescope's results.json.")
@@ -93,13 +97,18 @@ def grade(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no score table"),
     profile: str | None = typer.Option(None, "--profile", help="the assignment's profile to grade "
                                                                 "(see 'cvgrade list'; default: its default)"),
+    keyword: str | None = typer.Option(None, "-k", help=KEYWORD_HELP),
+    question: list[str] = typer.Option([], "--question", help=QUESTION_HELP),
 ) -> None:
     """Grade one submission; results.json is always written and the exit status is 0."""
     bar, update = _progress_bar(f"grading {assignment}")
     try:
         with bar:
             result = api.grade(assignment, submission, out, workers=workers, on_progress=update, metadata=metadata,
-                               profile=profile)
+                               profile=profile, keyword=keyword, questions=question)
+    except api.SelectionError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
     except ManifestError as exc:
         err.print(f"[red]error:[/red] {exc}")
         path = out.resolve()
@@ -141,15 +150,21 @@ def check(
     no_sandbox: bool = typer.Option(False, "--no-sandbox", help="run your code in this process, for a debugger"),
     profile: str | None = typer.Option(None, "--profile", help="the assignment's profile to grade "
                                                                 "(see 'cvgrade list'; default: its default)"),
+    keyword: str | None = typer.Option(None, "-k", help=KEYWORD_HELP),
+    question: list[str] = typer.Option([], "--question", help=QUESTION_HELP),
 ) -> None:
     """Run the public tests on your own code and explain each failure."""
     bar, update = _progress_bar(f"checking {assignment}")
     try:
         with bar:
-            result = api.check(assignment, submission, sandbox=not no_sandbox, on_progress=update, profile=profile)
-    except ManifestError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+            result = api.check(assignment, submission, sandbox=not no_sandbox, on_progress=update, profile=profile,
+                               keyword=keyword, questions=question)
+    except (ManifestError, api.SelectionError) as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
         raise typer.Exit(2) from None
+    if result.unmatched:
+        err.print(f"error: no public test matches {result.unmatched}", markup=False, highlight=False)
+        raise typer.Exit(2)
     from grader.plugin import safe_output
 
     console.print(_score_table(result, f"{assignment}: public tests"))
@@ -236,6 +251,25 @@ def package(
     console.print(f"Gradescope settings: autograder timeout {settings.autograder_timeout} s, "
                   f"{settings.container_cpus:g} CPU, {settings.container_memory} memory"
                   f"{', a GPU' if manifest.grading.gpu else ''}")
+
+
+@app.command()
+def kit(
+    assignment: str = typer.Argument(..., help="assignment name (see 'cvgrade list')"),
+    out: Path = typer.Option(..., "--out", "-o", help="a new (or empty) folder for the kit"),
+    install: str | None = typer.Option(None, "--install", help="the install line the README gives students "
+                                                               "(default: pip install cvgrade==VERSION)"),
+) -> None:
+    """Write the student kit: the starter files, the public tests and a README (no reference, no hidden tests)."""
+    from grader.kit import DEFAULT_INSTALL, KitError, build_kit
+
+    try:
+        report = build_kit(assignment, out, install=install if install is not None else DEFAULT_INSTALL)
+    except (ManifestError, KitError) as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    console.print(f"wrote {len(report.files)} files to {report.folder}; students start from its README.md",
+                  markup=False, highlight=False)
 
 
 @app.command()

@@ -84,6 +84,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="import student code in this process, for a debugger; never use it to grade "
                          "[ini: sandbox = false]")
     parser.addini("sandbox", "run student code in a sandboxed worker process", type="bool", default=True)
+    group.addoption("--question", dest="questions", action="append", default=[], metavar="N",
+                    help="run only the tests numbered N or N.x (number marker / @number); repeatable")
 
 
 def get_option(config: pytest.Config, name: str) -> Any:
@@ -414,6 +416,7 @@ def write_json_atomic(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+QUESTION_PATTERN = re.compile(r"\d+(\.\d+)*")  # a test number: 4, 4.1, 4.1.2
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -704,6 +707,40 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         for index, item in enumerate(group):
             item.stash[_CASES] = (index, len(group))
     _select_profile(config, items)
+    _select_questions(config, items)
+
+
+def question_matches(number: Any, question: str) -> bool:
+    """Whether a test numbered ``number`` belongs to ``question`` ("4" holds 4, 4.1, 4.2.3; "4.1" holds 4.1.x).
+
+    Args:
+        number: the test's declared number (None when it declares none).
+        question: the question, e.g. "4" or "4.1".
+
+    Returns:
+        True for the question itself and every sub-number below it.
+    """
+    if number is None:
+        return False
+    text = str(number)
+    return text == question or text.startswith(question + ".")
+
+
+def _select_questions(config: pytest.Config, items: list) -> None:
+    """Deselect the tests whose declared number is not one of ``--question``'s (none given: keep all)."""
+    questions = [str(q).strip() for q in config.getoption("questions", default=None) or []]
+    if not questions:
+        return
+    for question in questions:
+        if not QUESTION_PATTERN.fullmatch(question):
+            raise pytest.UsageError(f"cvgrade: --question must be a test number such as 4 or 4.1, got {question!r}")
+    kept, dropped = [], []
+    for item in items:
+        number = _declared(item, "__number__", "number")
+        (kept if any(question_matches(number, q) for q in questions) else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

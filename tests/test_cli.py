@@ -131,3 +131,51 @@ def test_check_leaves_no_results_folder_behind(tmp_path, monkeypatch):
     result = api.check("fcos_detection", "reference")
     assert result.path is None and result.results["score"] > 0
     assert [p.name for p in temporary.iterdir() if p.name.startswith("cvgrade-check-")] == []
+
+
+def test_check_runs_only_the_tests_a_keyword_selects():
+    result = runner.invoke(app, ["check", "fcos_detection", "reference", "-k", "centerness"])
+    assert result.exit_code == 0, result.output
+    nodeids = [t["extra_data"]["nodeid"] for t in api.check("fcos_detection", "reference", keyword="centerness").tests]
+    assert nodeids and all("centerness" in n for n in nodeids), nodeids
+    result = runner.invoke(app, ["check", "fcos_detection", "reference", "-k", "nms"])
+    assert result.exit_code == 2 and "no public test matches -k 'nms' in profile course" in result.output
+    result = runner.invoke(app, ["check", "fcos_detection", "reference", "-k", "nms", "--profile", "extended"])
+    assert result.exit_code == 0 and "nms" in result.output
+
+
+def test_check_runs_only_one_question():
+    result = api.check("fcos_detection", "reference", questions=["3"])
+    numbers = [t.get("number", "") for t in result.tests]
+    assert numbers and all(n == "3" or n.startswith("3.") for n in numbers), numbers
+    assert result.score == pytest.approx(result.max_score) and result.max_score > 0
+
+
+def test_grade_with_a_question_reports_only_its_points(tmp_path):
+    out = tmp_path / "results.json"
+    result = runner.invoke(app, ["grade", "fcos_detection", "reference", "--out", str(out), "--question", "3.1"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert not api.validate_results(data)
+    assert {t.get("number", "").rsplit(".", 1)[0] if t.get("number", "").count(".") > 1 else t.get("number")
+            for t in data["tests"]} == {"3.1"}
+    assert all(t["name"] != "Tests that did not run" for t in data["tests"])
+
+
+@pytest.mark.parametrize("args, quoted", [(["--question", "four"], "'four'"), (["-k", " "], "' '")])
+def test_a_bad_selection_is_refused_and_quoted(args, quoted):
+    result = runner.invoke(app, ["check", "fcos_detection", "reference", *args])
+    assert result.exit_code == 2 and quoted in result.output
+
+
+def test_a_selection_that_matches_nothing_says_so(tmp_path):
+    result = runner.invoke(app, ["check", "fcos_detection", "reference", "-k", "no_such_test_anywhere"])
+    assert result.exit_code == 2 and "no public test matches -k 'no_such_test_anywhere'" in result.output
+    assert api.grade("fcos_detection", "reference", questions=["99"], out=tmp_path / "r.json").unmatched == "question 99 in profile course"
+
+
+def test_question_matches_numbers_below_it():
+    from grader.plugin import question_matches
+
+    assert question_matches("4", "4") and question_matches("4.1", "4") and question_matches("4.1.2", "4.1")
+    assert not question_matches("40.1", "4") and not question_matches(None, "4") and not question_matches("4", "4.1")
