@@ -187,7 +187,8 @@ MUTANTS = [
            replace="    office_root = Path(office_root)\n"
                    "    model = build_classifier(arch, checkpoint, num_classes, freeze_backbone=setting.freeze).to(device)\n"
                    "    torch.manual_seed(seed)\n",
-           select="run_setting_starts", why="seeds torch after building the classifier: its initialisation is not reproducible"),
+           select="run_setting_frozen_training",
+           why="seeds torch after building the classifier: its initialisation is not reproducible"),
     Mutant("csv_ignores_num_classes", "officehome.py",
            find="if not 0 <= label < num_classes:",
            replace="if not 0 <= label < NUM_CLASSES:",

@@ -54,8 +54,7 @@ def test_ema_update_random(student, reference, worker, make_backbone, helpers, t
 @pytest.mark.weight(1)
 @pytest.mark.number("7.3")
 def test_byol_forward_train_and_eval_mode(student, reference, make_backbone, helpers):
-    """BYOL.forward in train and eval mode, batches of 6 and 3 (square and not), against the reference (separate or
-    concatenated views)"""
+    """BYOL.forward in train and eval mode, batches of 6 and 3, against the reference (separate or concatenated)"""
     model = student.byol.BYOL(make_backbone(6, seed=7), 6, projection_dim=4, hidden_dim=10, tau=0.99)
     local = reference.byol.BYOL(helpers.local_backbone(6, seed=7), 6, projection_dim=4, hidden_dim=10, tau=0.99)
     state = model.state_dict()
@@ -187,8 +186,7 @@ def test_two_views_random(student, reference, plain, helpers, base, size, height
 @pytest.mark.weight(1)
 @pytest.mark.number("7.7")
 def test_pretrain_fixed_tau_and_save_every(student, worker, make_backbone, helpers, sandbox_tmp_path):
-    """pretrain: constant tau without the schedule, numbered checkpoints every save_every epochs, the dataset's
-    set_epoch before each epoch"""
+    """pretrain: constant tau without the schedule, checkpoints every save_every epochs, set_epoch every epoch"""
     model = student.byol.BYOL(make_backbone(6, seed=11), 6, projection_dim=4, hidden_dim=10, tau=0.93)
     optimizer = worker.torch.optim.Adam(model.parameters(), lr=0.01)
     generator = torch.Generator().manual_seed(12)

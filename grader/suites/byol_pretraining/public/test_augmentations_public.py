@@ -170,8 +170,7 @@ def _write_mixed_images(folder) -> list:
 @pytest.mark.weight(1)
 @pytest.mark.number("1.6")
 def test_unlabeled_images_modes_and_global_generator(student, worker, plain, helpers, sandbox_tmp_path):
-    """UnlabeledImages: grey, RGBA, palette and JPEG files as RGB, suffixes of any case, root only; seed=None draws
-    from torch's global generator"""
+    """UnlabeledImages: grey/RGBA/palette/JPEG as RGB, any-case suffixes, root only; seed=None: global generator"""
     tensors = _write_mixed_images(sandbox_tmp_path / "mixed")
     call = ("UnlabeledImages(folder with img_00_grey.png, img_01_rgba.png, img_02_palette.png, img_03_upper.PNG, "
             "img_04_photo.jpg, img_06_notes.txt and more/img_05_subfolder.png)")

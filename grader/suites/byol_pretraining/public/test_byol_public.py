@@ -29,8 +29,7 @@ def hand_grad(p: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 @pytest.mark.weight(2)
 @pytest.mark.number("2.1")
 def test_byol_loss_value_and_gradient(student):
-    """byol_loss: 2 - 2 cos per pair (2 for a zero vector), and its gradient, against a hand computation;
-    the inputs stay as they were"""
+    """byol_loss: 2 - 2 cos per pair (2 with a zero vector) and its gradient, by hand; inputs left unchanged"""
     golden_p = torch.tensor([[1.0, 0.0], [1.0, 1.0], [1.0, 0.0], [3.0, 4.0]])
     golden_z = torch.tensor([[0.0, 2.0], [2.0, 2.0], [-3.0, 0.0], [4.0, 3.0]])
     got = call_keeping_inputs(student.byol.byol_loss, golden_p, golden_z)  # neither input changed in place

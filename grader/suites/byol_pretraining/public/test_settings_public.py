@@ -53,15 +53,13 @@ def _probe(model) -> dict[str, torch.Tensor]:
 @pytest.mark.number("6.1")
 @pytest.mark.sandbox(call_timeout=120)
 def test_run_setting_starts_from_the_right_backbone(student, sandbox_tmp_path):
-    """run_setting: setting A starts from scratch, B/D from the supervised and C/E from the BYOL backbone, each
-    seeded before the classifier is built"""
+    """run_setting: setting A starts from scratch, B/D from the supervised and C/E from the BYOL backbone"""
     office, paths, states = _setup(sandbox_tmp_path)
     source = {"A": None, "B": "supervised", "C": "ssl", "D": "supervised", "E": "ssl"}
-    seeded_backbone, seeded_head = _seeded_initialisation(5)
     for name, kind in source.items():
-        call = f"run_setting({name!r}, office, checkpoints, arch='resnet18', epochs=0, image_size=16, seed=5)"
+        call = f"run_setting({name!r}, office, checkpoints, arch='resnet18', epochs=0, image_size=16)"
         accuracy, model = student.settings_table.run_setting(name, office, paths, arch="resnet18", epochs=0,
-                                                             batch_size=4, image_size=16, seed=5)
+                                                             batch_size=4, image_size=16)
         check(isinstance(accuracy, float) and 0.0 <= accuracy <= 1.0,
               f"expected an accuracy in [0, 1], got {accuracy!r}", call=call)
         probe = _probe(model)
@@ -71,15 +69,6 @@ def test_run_setting_starts_from_the_right_backbone(student, sandbox_tmp_path):
                   f"{'a random initialisation' if kind is None else f'the {kind} checkpoint'}, but its backbone "
                   f"{'equals' if same else 'differs from'} the {other} checkpoint", call=call,
                   hint="A: none; B, D: checkpoints['supervised']; C, E: checkpoints['ssl']")
-        seeded = {"head.weight": (model.head.weight, seeded_head)}  # the head is initialised in every setting
-        if kind is None:  # and so is the whole backbone in setting A
-            seeded.update({f"backbone.{k}": (probe[k], seeded_backbone[k]) for k in ("conv1.weight",
-                                                                                   "layer4.1.conv2.weight")})
-        for key, (value, expected) in seeded.items():
-            check(torch.equal(value.detach(), expected), f"setting {name}: {key} is not the initialisation that "
-                  "torch.manual_seed(5) then build_classifier gives", call=call,
-                  hint="seed torch with `seed` first, then build the classifier (build_classifier), so that a run is "
-                       "reproducible")
         frozen = name in "DE"
         flags = {flag for _, _, flag, _ in module_info(model.backbone)["parameters"]}
         check(flags == {not frozen}, f"setting {name}: backbone requires_grad should all be {not frozen}, "
@@ -90,7 +79,7 @@ def test_run_setting_starts_from_the_right_backbone(student, sandbox_tmp_path):
 @pytest.mark.number("6.2")
 @pytest.mark.sandbox(call_timeout=120)
 def test_run_setting_frozen_training(student, sandbox_tmp_path):
-    """run_setting D trains the head on a backbone that stays as loaded; bad settings are refused"""
+    """run_setting D trains the head on a backbone that stays as loaded; A is seeded first; bad settings refused"""
     office, paths, states = _setup(sandbox_tmp_path)
     call = "run_setting('D', office, checkpoints, arch='resnet18', epochs=1, batch_size=4, image_size=16)"
     accuracy, model = student.settings_table.run_setting("D", office, paths, arch="resnet18", epochs=1,
@@ -101,6 +90,20 @@ def test_run_setting_frozen_training(student, sandbox_tmp_path):
     for key in PROBES:
         check(torch.equal(probe[key], states["supervised"][key]), f"backbone {key} changed during frozen training",
               call=call)
+    # Seeded before the classifier is built: setting A's backbone and head are those of seed 5.
+    call = "run_setting('A', office, checkpoints, arch='resnet18', epochs=0, image_size=16, seed=5)"
+    _, model = student.settings_table.run_setting("A", office, paths, arch="resnet18", epochs=0, batch_size=4,
+                                                  image_size=16, seed=5)
+    seeded_backbone, seeded_head = _seeded_initialisation(5)
+    probe = _probe(model)
+    for key, value, expected in (("backbone.conv1.weight", probe["conv1.weight"], seeded_backbone["conv1.weight"]),
+                                 ("backbone.layer4.1.conv2.weight", probe["layer4.1.conv2.weight"],
+                                  seeded_backbone["layer4.1.conv2.weight"]),
+                                 ("head.weight", model.head.weight, seeded_head)):
+        check(torch.equal(value.detach(), expected), f"{key} is not the initialisation that torch.manual_seed(5) then "
+              "build_classifier('resnet18') gives", call=call,
+              hint="seed torch with `seed` first, then build the classifier (build_classifier), so that a run is "
+                   "reproducible")
     with student_raises("ValueError", match="F"):
         student.settings_table.run_setting("F", office, paths, arch="resnet18", epochs=0)
     with student_raises("ValueError", match="supervised"):
