@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -34,6 +35,7 @@ class GradeResult:
         returncode (int): the pytest process's exit status (informational).
         log (str): the tail of pytest's own output, for staff.
         unmatched (str): for a ``-k`` / question selection that matched no test, the selection in words.
+        hidden_points (float): for a public run (``check``), the profile's points that only hidden tests carry.
     """
 
     results: dict
@@ -41,6 +43,7 @@ class GradeResult:
     returncode: int
     log: str = ""
     unmatched: str = ""
+    hidden_points: float = 0.0
 
     @property
     def score(self) -> float:
@@ -311,10 +314,32 @@ def check(assignment: str, submission: str | Path = ".", out: str | Path | None 
     options = dict(public_only=True, sandbox=sandbox, on_progress=on_progress, profile=profile, keyword=keyword,
                    questions=questions)
     if out is not None:
-        return grade(assignment, submission, out, **options)
-    with tempfile.TemporaryDirectory(prefix="cvgrade-check-") as folder:
-        result = grade(assignment, submission, Path(folder) / "results.json", **options)
-    return replace(result, path=None)
+        result = grade(assignment, submission, out, **options)
+    else:
+        with tempfile.TemporaryDirectory(prefix="cvgrade-check-") as folder:
+            result = replace(grade(assignment, submission, Path(folder) / "results.json", **options), path=None)
+    if keyword or questions:
+        return result  # a selection: the points outside it are not all hidden
+    hidden = hidden_points(manifests.get(assignment).profile(profile).points, result.max_score)
+    return replace(result, hidden_points=hidden, results={**result.results, "output": with_hidden_points(
+        str(result.results.get("output", "")), hidden)})
+
+
+def hidden_points(profile_points: float, public_points: float) -> float:
+    """The points of a profile that its public tests do not carry (0 when none, or on rounding noise)."""
+    hidden = round(float(profile_points) - float(public_points), 6)
+    return hidden if hidden > 1e-6 else 0.0
+
+
+def with_hidden_points(summary: str, hidden: float) -> str:
+    """``summary`` with its ``Score: x / y`` line saying how many more points the hidden tests carry.
+
+    Example: ``Score: 2 / 30`` becomes ``Score 2 / 30; 30 more points are in hidden tests``.
+    """
+    if hidden <= 0:
+        return summary
+    return re.sub(r"^Score: (\S+ / \S+)$", lambda m: f"Score {m.group(1)}; {hidden:g} more points are in hidden tests",
+                  summary, count=1, flags=re.MULTILINE)
 
 
 def build_template(check: bool = False) -> Any:

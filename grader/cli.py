@@ -15,6 +15,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -57,19 +58,46 @@ def _progress_bar(title: str) -> tuple[Progress, object]:
     return bar, update
 
 
+def shown_tests(tests: list[dict]) -> list[dict]:
+    """The rows a terminal table shows: all but the GPU-only checks that count nothing here (a CPU assignment)."""
+    return [t for t in tests if not ((t.get("extra_data") or {}).get("gpu_only") and not t.get("max_score"))]
+
+
 def _score_table(result: api.GradeResult, title: str) -> Table:
-    table = Table(title=title, show_lines=False)
+    table = Table(title=escape(title), show_lines=False)
     table.add_column("#", justify="right")
     table.add_column("test")
     table.add_column("score", justify="right")
     table.add_column("status")
-    for test in result.tests:
+    rows = shown_tests(result.tests)
+    for test in rows:
         style = "green" if test.get("status") == "passed" else "red"
-        table.add_row(test.get("number", ""), test.get("name", ""),
+        table.add_row(escape(str(test.get("number", ""))), escape(str(test.get("name", ""))),
                       f"{test.get('score', 0):g} / {test.get('max_score', 0):g}",
-                      f"[{style}]{test.get('status', '')}[/{style}]")
-    table.caption = f"total {result.score:g} / {result.max_score:g}"
+                      f"[{style}]{escape(str(test.get('status', '')))}[/{style}]")
+    caption = f"total {result.score:g} / {result.max_score:g}"
+    if result.hidden_points:
+        caption += f"; {result.hidden_points:g} more points are in hidden tests"
+    if len(rows) < len(result.tests):
+        caption += f"\n{len(result.tests) - len(rows)} GPU-only checks not listed: they count only on a GPU assignment"
+    table.caption = caption
     return table
+
+
+def failure_groups(tests: list[dict]) -> list[tuple[list[str], str]]:
+    """The failed tests' explanations, each said once: (names of the tests, the text), in first-seen order.
+
+    Tests that fail on the same "Not implemented yet" block share one entry; any other failure has its own.
+    """
+    groups: dict[str, tuple[list[str], str]] = {}
+    for index, test in enumerate(tests):
+        if test.get("status") != "failed":
+            continue
+        output = str(test.get("output") or "(no details)")
+        block = output.split("\n\n", 1)[0]
+        key = block if block.startswith("Not implemented yet") and block == output.strip() else f"#{index}"
+        groups.setdefault(key, ([], output))[0].append(str(test.get("name", "")))
+    return list(groups.values())
 
 
 @app.command("list")
@@ -168,9 +196,13 @@ def check(
     from grader.plugin import safe_output
 
     console.print(_score_table(result, f"{assignment}: public tests"))
-    for test in result.failed:
-        console.rule(f"[red]{test.get('name')}")
-        console.print(safe_output(test.get("output") or "(no details)"), markup=False, highlight=False)
+    for names, output in failure_groups(result.failed):
+        if len(names) == 1:
+            console.rule(f"[red]{escape(names[0])}")
+        else:
+            console.rule(f"[red]{len(names)} tests stop at the same place")
+            console.print("\n".join(f"  - {name}" for name in names), markup=False, highlight=False)
+        console.print(safe_output(output), markup=False, highlight=False)
     summary = result.results.get("output", "")
     if summary:
         console.rule("summary")

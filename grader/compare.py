@@ -126,12 +126,35 @@ def _tensor_mismatch(got: Any, expected: Any, rtol: float, atol: float, equal_na
         if nan_count and not torch.isnan(e).any():
             lines.append(f"your result has {nan_count} NaN value(s)")
         if (g.is_floating_point() or e.is_floating_point()) and not g.is_complex():
-            diff = (g.to(torch.float64) - e.to(torch.float64)).abs()
-            diff = torch.where(torch.isnan(diff), torch.full_like(diff, float("inf")), diff)
-            worst = int(torch.argmax(diff.reshape(-1)))
-            lines.append(f"largest difference {_fmt_number(float(diff.reshape(-1)[worst]))}; tolerance "
-                         f"|got - expected| <= {atol:g} + {rtol:g} * |expected|")
+            lines.extend(_difference_lines(g.to(torch.float64), e.to(torch.float64), bad, rtol, atol))
     return "\n".join(lines)
+
+
+def _difference_lines(got: Any, expected: Any, bad: Any, rtol: float, atol: float) -> list[str]:
+    """The largest difference among the differing values (NaN against a number counts as inf), and a note
+    for NaNs that sit at the same positions in both (they differ only because NaN != NaN).
+
+    Args:
+        got, expected: float64 tensors of one shape.
+        bad: where they differ (a bool tensor of that shape).
+        rtol, atol: the tolerance, for the message.
+    """
+    import torch
+
+    both_nan = torch.isnan(got) & torch.isnan(expected)
+    lines = []
+    real = bad & ~both_nan
+    if bool(real.any()):
+        diff = (got - expected).abs()
+        diff = torch.where(torch.isnan(diff), torch.full_like(diff, float("inf")), diff)
+        diff = torch.where(real, diff, torch.zeros_like(diff))
+        lines.append(f"largest difference {_fmt_number(float(diff.max()))}; tolerance "
+                     f"|got - expected| <= {atol:g} + {rtol:g} * |expected|")
+    shared = int((bad & both_nan).sum())
+    if shared:
+        lines.append(f"{shared} value(s) are NaN in both results, at the same positions; this check does not "
+                     f"count NaN as equal to NaN")
+    return lines
 
 
 def _mismatch(got: Any, expected: Any, path: str, rtol: float, atol: float, check_dtype: bool,

@@ -279,6 +279,8 @@ class ResultsCollector:
             record["number"] = str(meta["number"])
         if meta.get("tags"):
             record["tags"] = list(meta["tags"])
+        if meta.get("gpu_only"):
+            record["extra_data"]["gpu_only"] = True
         if meta.get("assignment"):
             record["extra_data"]["assignment"] = meta["assignment"]
             if meta["assignment"] not in self.assignments:
@@ -561,6 +563,8 @@ def _item_meta(item: pytest.Item) -> dict:
         "student_output": student_output,
         "output_limit": _typed_option(config, "output_limit", int) or DEFAULT_OUTPUT_LIMIT,
     }
+    if item.get_closest_marker("cuda") is not None and manifest is not None and not manifest.grading.gpu:
+        meta["gpu_only"] = True  # a check that counts only on a GPU assignment (listed, never counted here)
     if manifest is not None:
         meta["assignment"] = manifest.name
         if _PROFILE in item.stash:

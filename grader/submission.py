@@ -10,6 +10,7 @@ files (their own helpers), and reports what was missing, ambiguous or ignored.
 
 from __future__ import annotations
 
+import difflib
 import os
 import shutil
 import stat
@@ -45,6 +46,7 @@ class PreparedSubmission:
         overridden (list[str]): submitted copies of course files that were ignored.
         extra_modules (list[str]): the student's own helper modules that were kept.
         ignored (list[str]): other uploaded files that play no part in grading.
+        misnamed (dict[str, str]): missing file -> the uploaded file whose name is nearly its name.
     """
 
     directory: Path
@@ -54,6 +56,7 @@ class PreparedSubmission:
     overridden: list[str] = field(default_factory=list)
     extra_modules: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    misnamed: dict[str, str] = field(default_factory=dict)
 
     def report(self) -> str:
         """A few lines for the student about what was found."""
@@ -64,7 +67,10 @@ class PreparedSubmission:
         for expected, candidates in self.ambiguous.items():
             lines.append(f"several copies of {expected}: {', '.join(candidates)}; graded {self.found[expected]}")
         for name in self.missing:
-            lines.append(f"MISSING {name}: tests that need it score 0")
+            near = self.misnamed.get(name)
+            hint = f"; you uploaded {near}: did you mean `{name}`? (rename it; names are case-sensitive)" \
+                if near else ""
+            lines.append(f"MISSING {name}: tests that need it score 0{hint}")
         for name in self.overridden:
             lines.append(f"ignored your {name}: the course's copy is used")
         if self.extra_modules:
@@ -77,7 +83,8 @@ class PreparedSubmission:
 
     def to_json(self) -> dict:
         return {"found": self.found, "missing": self.missing, "ambiguous": self.ambiguous,
-                "overridden": self.overridden, "extra_modules": self.extra_modules, "ignored": self.ignored}
+                "overridden": self.overridden, "extra_modules": self.extra_modules, "ignored": self.ignored,
+                "misnamed": self.misnamed}
 
 
 def safe_extract(archive: Path, destination: Path) -> None:
@@ -136,6 +143,29 @@ def _pick(expected: str, files: list[str]) -> list[str]:
     return sorted(candidates, key=lambda f: (f.count("/"), f))
 
 
+def near_name(expected: str, files: list[str]) -> str | None:
+    """The uploaded file that was most likely meant as ``expected`` (another case, a typo), or None.
+
+    Args:
+        expected: the student file's relative path, e.g. ``"detection_utils.py"``.
+        files: the uploaded files' relative paths.
+
+    Returns:
+        The shallowest file whose name matches ``expected``'s but for case, else the closest name of the
+        same extension (difflib ratio 0.85 or more), else None.
+    """
+    name = Path(expected).name
+    suffix = Path(expected).suffix.lower()
+    same_case = [f for f in files if Path(f).name.lower() == name.lower() and Path(f).name != name]
+    if same_case:
+        return sorted(same_case, key=lambda f: (f.count("/"), f))[0]
+    typed = [f for f in files if Path(f).suffix.lower() == suffix]
+    close = difflib.get_close_matches(name.lower(), [Path(f).name.lower() for f in typed], n=1, cutoff=0.85)
+    if not close:
+        return None
+    return sorted((f for f in typed if Path(f).name.lower() == close[0]), key=lambda f: (f.count("/"), f))[0]
+
+
 def prepare(source: Path | str, manifest: Manifest, destination: Path | str | None = None,
             provided_from: Path | None = None) -> PreparedSubmission:
     """Lay out a submission for grading.
@@ -174,10 +204,15 @@ def prepare(source: Path | str, manifest: Manifest, destination: Path | str | No
         result = PreparedSubmission(directory=dest)
         used: set[str] = set()
         student_dirs: set[str] = set()
+        known = {Path(f).name for f in (*manifest.student_files, *manifest.provided_files, *manifest.optional_files)}
         for expected in manifest.student_files:
             candidates = _pick(expected, files)
             if not candidates:
                 result.missing.append(expected)
+                near = near_name(expected, [f for f in files if f not in used and Path(f).name not in known])
+                if near is not None:
+                    result.misnamed[expected] = near
+                    used.add(near)  # not kept as a helper module: it was meant as the student file
                 continue
             chosen = candidates[0]
             result.found[expected] = chosen

@@ -119,3 +119,28 @@ def test_unreadable_uploads(tmp_path, manifest):
     (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04 not really")
     with pytest.raises(SubmissionError):
         prepare(tmp_path / "broken.zip", manifest, tmp_path / "out")
+
+
+def test_a_file_named_in_another_case_gets_did_you_mean(tmp_path, manifest):
+    upload = write(tmp_path / "up", {"Detection_Utils.py": "x = 1\n", "one_stage_detecter.py": "y = 2\n",
+                                     "helper.py": "z = 3\n"})
+    result = prepare(upload, manifest, tmp_path / "out")
+    assert result.missing == ["detection_utils.py", "one_stage_detector.py"]
+    assert result.misnamed == {"detection_utils.py": "Detection_Utils.py",
+                               "one_stage_detector.py": "one_stage_detecter.py"}
+    report = result.report()
+    assert "you uploaded Detection_Utils.py: did you mean `detection_utils.py`?" in report
+    assert "did you mean `one_stage_detector.py`?" in report
+    upload = write(tmp_path / "up2", {"Detection_Utils.py": "x = 1\n", "one_stage_detector.py": "y = 2\n",
+                                      "helper.py": "z = 3\n"})
+    result = prepare(upload, manifest, tmp_path / "out2")
+    assert result.misnamed == {"detection_utils.py": "Detection_Utils.py"}
+    assert result.extra_modules == ["helper.py"]  # the misnamed file is not kept as a helper module
+
+
+def test_near_name_leaves_other_course_files_and_far_names_alone():
+    from grader.submission import near_name
+
+    assert near_name("task_1.py", ["notes.py", "task_1.txt"]) is None
+    assert near_name("detection_utils.py", ["sub/DETECTION_UTILS.py", "Detection_utils.py"]) == "Detection_utils.py"
+    assert near_name("detection_utils.py", ["detection_utils.ipynb"]) is None
