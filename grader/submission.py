@@ -47,6 +47,7 @@ class PreparedSubmission:
         extra_modules (list[str]): the student's own helper modules that were kept.
         ignored (list[str]): other uploaded files that play no part in grading.
         misnamed (dict[str, str]): missing file -> the uploaded file whose name is nearly its name.
+        notebooks (list[str]): expected ``.py`` files that were made from an uploaded ``.ipynb``.
     """
 
     directory: Path
@@ -57,12 +58,15 @@ class PreparedSubmission:
     extra_modules: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     misnamed: dict[str, str] = field(default_factory=dict)
+    notebooks: list[str] = field(default_factory=list)
 
     def report(self) -> str:
         """A few lines for the student about what was found."""
         lines = []
         for expected, where in self.found.items():
             note = "" if where == expected else f" (found at {where})"
+            if expected in self.notebooks:
+                note = f" (from the notebook {where}: its code cells in order)"
             lines.append(f"found {expected}{note}")
         for expected, candidates in self.ambiguous.items():
             lines.append(f"several copies of {expected}: {', '.join(candidates)}; graded {self.found[expected]}")
@@ -84,7 +88,7 @@ class PreparedSubmission:
     def to_json(self) -> dict:
         return {"found": self.found, "missing": self.missing, "ambiguous": self.ambiguous,
                 "overridden": self.overridden, "extra_modules": self.extra_modules, "ignored": self.ignored,
-                "misnamed": self.misnamed}
+                "misnamed": self.misnamed, "notebooks": self.notebooks}
 
 
 def safe_extract(archive: Path, destination: Path) -> None:
@@ -141,6 +145,18 @@ def _pick(expected: str, files: list[str]) -> list[str]:
     """Candidates for an expected relative path, best first (shallowest, then by name)."""
     candidates = [f for f in files if f == expected or f.endswith("/" + expected)]
     return sorted(candidates, key=lambda f: (f.count("/"), f))
+
+
+def _write_notebook_module(notebook: Path, target: Path) -> None:
+    """Write the module a student's notebook stands for (an unreadable notebook gives a module that says so)."""
+    from grader.notebook import NotebookError, notebook_to_module
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        source = notebook_to_module(notebook.read_text(encoding="utf-8", errors="replace"), notebook.name)
+    except NotebookError as exc:
+        source = f"raise ImportError({str(exc)!r})\n"
+    target.write_text(source, encoding="utf-8")
 
 
 def near_name(expected: str, files: list[str]) -> str | None:
@@ -207,6 +223,15 @@ def prepare(source: Path | str, manifest: Manifest, destination: Path | str | No
         known = {Path(f).name for f in (*manifest.student_files, *manifest.provided_files, *manifest.optional_files)}
         for expected in manifest.student_files:
             candidates = _pick(expected, files)
+            as_notebook = expected[: -len(".py")] + ".ipynb" if expected.endswith(".py") else ""
+            notebooks = _pick(as_notebook, files) if as_notebook else []
+            if not candidates and notebooks:
+                result.found[expected] = notebooks[0]
+                result.notebooks.append(expected)
+                used.update(notebooks)
+                student_dirs.add(notebooks[0][: len(notebooks[0]) - len(as_notebook)])
+                _write_notebook_module(upload / notebooks[0], dest / expected)
+                continue
             if not candidates:
                 result.missing.append(expected)
                 near = near_name(expected, [f for f in files if f not in used and Path(f).name not in known])
