@@ -37,6 +37,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from grader.sandbox.process import shares_worker_user
 from grader.submission import safe_extract
@@ -329,11 +330,14 @@ def _run_dask(assignment: str, todo: list[BatchItem], target: Callable, finish: 
 
 
 def _test_columns(results: dict[str, dict]) -> list[str]:
+    """The CSV's test columns, in test-number order (1.3, 2.1, 10.1), unnumbered tests last by name."""
+    from grader.plugin import number_sort_key
+
     columns: dict[str, tuple] = {}
     for data in results.values():
         for test in data.get("tests", []):
             label = f"{test.get('number', '')} {test.get('name', '')}".strip()
-            columns.setdefault(label, (0 if test.get("number") else 1, test.get("number", ""), label))
+            columns.setdefault(label, (number_sort_key(test.get("number")), label))
     return [label for label, _ in sorted(columns.items(), key=lambda kv: kv[1])]
 
 
@@ -394,13 +398,27 @@ def _histogram(scores: list[float], max_score: float, path: Path) -> Path | None
     except ImportError:  # pragma: no cover
         return None
     figure, axis = plt.subplots(figsize=(6, 3.5), dpi=100)
-    bins = min(20, max(5, len(set(scores))))
-    axis.hist(scores, bins=bins, range=(0, max(max_score, max(scores, default=0.0)) or 1.0), color="#3b7dd8",
-              edgecolor="white")
-    axis.set_xlabel("score")
-    axis.set_ylabel("submissions")
-    axis.set_title(f"{len(scores)} submissions, mean {sum(scores) / max(1, len(scores)):.1f} / {max_score:g}")
+    plot_histogram(axis, scores, max_score)
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
     return path
+
+
+def plot_histogram(axis: Any, scores: list[float], max_score: float) -> None:
+    """Draw the score histogram on a matplotlib ``axis``: its y-axis counts whole students (integer ticks).
+
+    Args:
+        axis: a matplotlib Axes.
+        scores: every submission's total score.
+        max_score: the assignment's points (the x-axis' end).
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    bins = min(20, max(5, len(set(scores))))
+    axis.hist(scores, bins=bins, range=(0, max(max_score, max(scores, default=0.0)) or 1.0), color="#3b7dd8",
+              edgecolor="white")
+    axis.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_xlabel("score")
+    axis.set_ylabel("students")
+    axis.set_title(f"{len(scores)} submissions, mean {sum(scores) / max(1, len(scores)):.1f} / {max_score:g}")

@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from grader import api
-from grader.manifest import ManifestError
+from grader.manifest import Manifest, ManifestError
 
 KEYWORD_HELP = "run only the tests whose names match this pytest -k expression (e.g. nms, 'centerness or iou')"
 QUESTION_HELP = "run only question N's tests (numbered N or N.x, e.g. 4 or 4.1); repeatable"
@@ -103,14 +103,26 @@ def failure_groups(tests: list[dict]) -> list[tuple[list[str], str]]:
 @app.command("list")
 def list_command() -> None:
     """List the assignments, their profiles and points, and the files students write."""
-    table = Table(title="assignments")
-    for column in ("name", "title", "profiles (points; * default)", "student files"):
-        table.add_column(column)
     for manifest in api.list_assignments():
-        profiles = ", ".join(f"{p.name}{'*' if p.name == manifest.default_profile else ''} ({p.points:g})"
-                             for p in manifest.all_profiles)
-        table.add_row(manifest.name, manifest.title, profiles, ", ".join(manifest.student_files))
-    console.print(table)
+        console.print(assignment_block(manifest, console.width), markup=False, highlight=False)
+
+
+def assignment_block(manifest: Manifest, width: int = 80) -> str:
+    """One assignment for ``cvgrade list``: its name, then its title, points and files on indented lines
+    wrapped to ``width`` (a four-column table wraps every cell at 80 columns)."""
+    import textwrap
+
+    profiles = manifest.all_profiles
+    if len(profiles) == 1:
+        points = f"points: {profiles[0].points:g}"
+    else:
+        points = "profiles: " + ", ".join(
+            f"{p.name}{' (default)' if p.name == manifest.default_profile else ''} {p.points:g} points" for p in profiles)
+    lines = [manifest.name]
+    for line in (manifest.title, points, "student files: " + ", ".join(manifest.student_files)):
+        lines.append(textwrap.fill(line, width=max(40, width), initial_indent="  ", subsequent_indent="      ",
+                                   break_on_hyphens=False, break_long_words=False))
+    return "\n".join(lines) + "\n"
 
 
 @app.command()

@@ -398,7 +398,15 @@ class ResultsCollector:
 
 
 def _number_key(record: dict) -> tuple:
-    number = record.get("number")
+    return number_sort_key(record.get("number"))
+
+
+def number_sort_key(number: Any) -> tuple:
+    """A sort key that puts test numbers in natural order (1.3 < 2.1 < 10.1), numbered before unnumbered.
+
+    Args:
+        number: a test number such as "1.3" (None or "" when the test has none).
+    """
     if not number:
         return (1, ())
     parts = []

@@ -237,3 +237,27 @@ def test_a_result_of_another_profile_is_not_reused(tmp_path, monkeypatch):
     assert calls == ["extended", "course"]  # the reduced suite's default profile, then the one asked for
     with pytest.raises(manifests.ManifestError, match="has no profile 'everything'"):
         run_batch(ASSIGNMENT, export, tmp_path / "grades.csv", profile="everything")
+
+
+def test_csv_columns_follow_test_numbers_not_text():
+    from grader.batch import _test_columns
+
+    tests = [{"number": n, "name": f"t{n}"} for n in ("10.1", "2.1", "1.3", "1.10")] + [{"name": "free"}]
+    assert _test_columns({"a": {"tests": tests}}) == ["1.3 t1.3", "1.10 t1.10", "2.1 t2.1", "10.1 t10.1", "free"]
+
+
+def test_the_histogram_counts_whole_students():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from grader.batch import plot_histogram
+
+    figure, axis = plt.subplots()
+    plot_histogram(axis, [10.0, 12.5, 30.0], 60)
+    figure.canvas.draw()
+    ticks = [t for t in axis.get_yticks() if axis.get_ylim()[0] <= t <= axis.get_ylim()[1]]
+    plt.close(figure)
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    assert axis.get_ylabel() == "students"

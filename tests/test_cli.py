@@ -179,3 +179,15 @@ def test_question_matches_numbers_below_it():
 
     assert question_matches("4", "4") and question_matches("4.1", "4") and question_matches("4.1.2", "4.1")
     assert not question_matches("40.1", "4") and not question_matches(None, "4") and not question_matches("4", "4.1")
+
+
+def test_list_is_readable_at_80_columns():
+    from grader import manifest as manifests
+
+    result = runner.invoke(app, ["list"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for manifest in manifests.discover().values():
+        assert manifest.name in lines  # each name whole, on its own line
+        assert all(name in " ".join(result.output.split()) for name in manifest.student_files)
