@@ -10,7 +10,7 @@ import torch
 from grader.compare import assert_close, assert_equal, check
 
 
-@pytest.mark.weight(0.75)
+@pytest.mark.weight(0.5)
 @pytest.mark.number("2.2.2")
 def test_train_one_epoch_matches_reference(student, reference, tools):
     """Q2.2(b) train_one_epoch: same weights and loss as the reference after two epochs; mixup is applied"""
@@ -36,10 +36,34 @@ def test_train_one_epoch_matches_reference(student, reference, tools):
           f"against {plain['loss']} without mixup")
 
 
+@pytest.mark.weight(0.25)
+@pytest.mark.number("2.2.2")
+def test_train_one_epoch_sets_train_mode(student, reference, tools, keep):
+    """Q2.2(b) train_one_epoch puts the model in training mode: a BatchNorm model left in eval mode trains on batch statistics"""
+    images, labels = tools.toy_data(22, 3, seed=17)
+    local = tools.seeded_(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.BatchNorm1d(48), torch.nn.Linear(48, 3)), 18)
+    nn = student.import_library("torch.nn")
+    model = nn.Sequential(nn.Flatten(), nn.BatchNorm1d(48), nn.Linear(48, 3))
+    model.load_state_dict({k: v.detach().clone() for k, v in local.state_dict().items()})
+    keep(model.eval())  # as evaluate() leaves it after an epoch of fit
+    local.eval()
+    frozen = student.import_library("torch.optim").Adam(model.parameters(), lr=0.0)
+    got = student.train.train_one_epoch(model, tools.remote_loader(student, images, labels, 8), frozen)
+    expected = reference.train.train_one_epoch(
+        local, torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels), batch_size=8),
+        torch.optim.Adam(local.parameters(), lr=0.0))
+    check(model.training is True, "train_one_epoch must put the model in training mode (model.train())")
+    assert_close({"loss": got["loss"], "accuracy": got["accuracy"]}, expected, rtol=1e-5, atol=1e-6,
+                 call="train_one_epoch(BatchNorm model in eval mode, 22 samples in batches of 8, Adam(lr=0))",
+                 hint="call model.train() first: fit() runs evaluate() (model.eval()) after every epoch")
+    assert_close(model.state_dict(), local.state_dict(), rtol=1e-5, atol=1e-6, what="BatchNorm running statistics",
+                 hint="in training mode BatchNorm updates its running mean and variance")
+
+
 @pytest.mark.weight(0.5)
 @pytest.mark.number("2.2.3")
 def test_fit_logs_offline_wandb(student, reference, sandbox_tmp_path, tools):
-    """Q2.2(b) fit(use_wandb=True): Adam as the reference does; an offline wandb run with losses, accuracies, confusion matrix"""
+    """Q2.2(b) fit(use_wandb=True): Adam (with weight_decay) as the reference does; an offline wandb run with losses, accuracies, confusion matrix"""
     images, labels = tools.toy_data(18, 3, seed=13)
     local = tools.local_toy_model(3, seed=14)
     model = tools.remote_toy_model(student, local)
@@ -47,13 +71,14 @@ def test_fit_logs_offline_wandb(student, reference, sandbox_tmp_path, tools):
                "val": tools.remote_loader(student, images, labels, 9)}
     log_dir = sandbox_tmp_path / "wandb_logs"
     history = student.train.fit(model, loaders, epochs=2, lr=0.05, log_dir=str(log_dir), use_wandb=True,
-                                run_name="toy", num_classes=3, class_names=["a", "b", "c"])
+                                run_name="toy", num_classes=3, class_names=["a", "b", "c"], weight_decay=0.2)
     data = torch.utils.data
     local_loaders = {"train": data.DataLoader(data.TensorDataset(images, labels), batch_size=6),
                      "val": data.DataLoader(data.TensorDataset(images, labels), batch_size=9)}
-    expected = reference.train.fit(local, local_loaders, epochs=2, lr=0.05, num_classes=3)
+    expected = reference.train.fit(local, local_loaders, epochs=2, lr=0.05, num_classes=3, weight_decay=0.2)
     assert_close(history, expected, rtol=1e-4, atol=1e-6, what="history",
-                 hint="torch.optim.Adam(lr=lr) over the trainable parameters; train_one_epoch then evaluate per epoch")
+                 hint="torch.optim.Adam(lr=lr, weight_decay=weight_decay) over the trainable parameters; "
+                      "train_one_epoch then evaluate per epoch")
     assert_close(model.state_dict(), local.state_dict(), rtol=1e-4, atol=1e-6, what="weights after fit")
     rows = tools.read_wandb_history(log_dir)
     logged: dict[str, list[float]] = {}

@@ -73,7 +73,7 @@ def test_cnn_head_and_logits(student):
 @pytest.mark.weight(1)
 @pytest.mark.number("2.3.1")
 def test_resnet18_structure(student, keep):
-    """Q2.3(a) ResNet18Classifier: torchvision ResNet-18 backbone, new 512 -> num_classes head"""
+    """Q2.3(a) ResNet18Classifier: torchvision ResNet-18 backbone, new 512 -> num_classes head giving the logits"""
     model = student.models.ResNet18Classifier(10)
     count = num_parameters(model)
     check(count == 11_176_512 + 5_130, f"expected 11,181,642 parameters (ResNet-18 without its 1000-way fc, plus a "
@@ -83,6 +83,9 @@ def test_resnet18_structure(student, keep):
     features, logits = model.forward_features(x), model(x)
     check(tuple(features.shape) == (2, 512), f"forward_features should give [2, 512], got {list(features.shape)}")
     check(tuple(logits.shape) == (2, 10), f"forward should give [2, 10], got {list(logits.shape)}")
+    head = model.fc.state_dict()
+    assert_close(logits, features @ head["weight"].T + head["bias"], call=describe_call("ResNet18Classifier(10)", x),
+                 rtol=1e-4, atol=1e-5, hint="forward returns the logits fc(forward_features(x)): no softmax, no ReLU")
 
 
 @pytest.mark.weight(1.5)
@@ -133,7 +136,7 @@ def test_vgg13_features_match_torchvision(student, tools):
 @pytest.mark.weight(0.5)
 @pytest.mark.number("2.4.5")
 def test_vgg13_classifier(student, tools, keep):
-    """Seed 004 VGG13: three fully connected layers with dropout; [N, num_classes] logits"""
+    """Seed 004 VGG13: three fully connected layers with ReLU and dropout; [N, num_classes] logits"""
     model = student.models.VGG13(10, 3, 32, 64)
     shapes = tools.parameter_shapes(model.classifier)
     assert_equal(shapes, [(64, 512), (64,), (64, 64), (64,), (10, 64), (10,)], what="classifier parameter shapes",
@@ -144,3 +147,11 @@ def test_vgg13_classifier(student, tools, keep):
     first, second = model(x), model(x)
     check(tuple(first.shape) == (2, 10), f"expected [2, 10] logits, got {list(first.shape)}")
     assert_close(second, first, what="two forward passes in eval mode", hint="dropout is off in eval mode")
+    oracle = tools.seeded_(nn.Sequential(nn.Linear(512, 64), nn.ReLU(), nn.Dropout(0.5), nn.Linear(64, 64), nn.ReLU(),
+                                         nn.Dropout(0.5), nn.Linear(64, 10)), 9).eval()
+    tools.copy_weights_by_order(oracle, model.classifier, "model.classifier")
+    with torch.no_grad():
+        expected = oracle(model.forward_features(x))
+    assert_close(model(x), expected, call=describe_call("VGG13(10, 3, 32, 64)", x), what="logits", rtol=1e-4,
+                 atol=1e-5, hint="Linear -> ReLU -> Dropout -> Linear -> ReLU -> Dropout -> Linear on the flattened "
+                                 "features; no activation after the last Linear")
