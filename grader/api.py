@@ -179,7 +179,7 @@ def grade(assignment: str, submission: str | Path | None = None, out: str | Path
           extra_args: list[str] | None = None, on_progress: Callable[[Progress], None] | None = None,
           timeout: float | None = None, metadata: str | Path | None = None,
           profile: str | None = None, keyword: str | None = None,
-          questions: Sequence[str | int | float] = ()) -> GradeResult:
+          questions: Sequence[str | int | float] = (), debugger: bool = False) -> GradeResult:
     """Grade one submission of ``assignment`` and write Gradescope's results.json.
 
     Args:
@@ -198,6 +198,8 @@ def grade(assignment: str, submission: str | Path | None = None, out: str | Path
         profile: which of the manifest's profiles to grade (None: its default).
         keyword: run only the tests a pytest ``-k`` expression selects (e.g. ``"nms"``).
         questions: run only the tests numbered so or below (``["4"]`` runs 4.1, 4.2, ...).
+        debugger: run pytest and the student's code in this process with the terminal attached (no
+            sandbox, no capture, no time limits): ``breakpoint()`` in student code stops in pdb.
 
     Raises:
         ManifestError: for an unknown assignment or profile.
@@ -225,8 +227,10 @@ def grade(assignment: str, submission: str | Path | None = None, out: str | Path
     if not public_only and not selection:  # a selection carries only some of the points
         args.append(f"--expected-points={chosen.points}")
     args += selection.pytest_args()
-    if not sandbox:
+    if not sandbox or debugger:
         args.append("--no-sandbox")
+    if debugger:
+        args += ["--debugger", "--capture=no", "--timeout=0"]
     if workers and workers > 1:
         args += ["-n", str(workers)]
     args += list(extra_args or [])
@@ -243,9 +247,12 @@ def grade(assignment: str, submission: str | Path | None = None, out: str | Path
         watcher.start()
     oom_before = container.oom_kills()
     try:
-        proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=limit,
-                              cwd=str(paths.project_root()))
-        returncode, log = proc.returncode, proc.stdout + proc.stderr
+        if debugger:
+            returncode, log = _run_attached(args[3:]), ""
+        else:
+            proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=limit,
+                                  cwd=str(paths.project_root()))
+            returncode, log = proc.returncode, proc.stdout + proc.stderr
     except subprocess.TimeoutExpired as exc:
         returncode = -9
         timed_out = True
@@ -289,6 +296,18 @@ def grade(assignment: str, submission: str | Path | None = None, out: str | Path
     return GradeResult(results=results, path=out, returncode=returncode, log=_tail(log, 200), unmatched=unmatched)
 
 
+def _run_attached(pytest_args: list[str]) -> int:
+    """Run pytest in this process, on this terminal (a debugger's run), from the project root."""
+    import pytest
+
+    here = os.getcwd()
+    os.chdir(paths.project_root())
+    try:
+        return int(pytest.main(pytest_args))
+    finally:
+        os.chdir(here)
+
+
 def _with_policies(results: dict, manifest: Manifest, metadata_path: Path) -> dict:
     from grader.policies import apply_policies
 
@@ -304,15 +323,16 @@ def _with_policies(results: dict, manifest: Manifest, metadata_path: Path) -> di
 
 def check(assignment: str, submission: str | Path = ".", out: str | Path | None = None, *, sandbox: bool = True,
           on_progress: Callable[[Progress], None] | None = None, profile: str | None = None,
-          keyword: str | None = None, questions: Sequence[str | int | float] = ()) -> GradeResult:
+          keyword: str | None = None, questions: Sequence[str | int | float] = (),
+          debugger: bool = False) -> GradeResult:
     """Run the public tests of ``assignment`` on a student's own code (``cvgrade check``).
 
     Without ``out`` the results are written to a temporary folder that is removed
     before returning (the result's ``path`` is then None; ``results`` holds them).
-    ``keyword`` and ``questions`` select tests as in ``grade``.
+    ``keyword``, ``questions`` and ``debugger`` as in ``grade``.
     """
     options = dict(public_only=True, sandbox=sandbox, on_progress=on_progress, profile=profile, keyword=keyword,
-                   questions=questions)
+                   questions=questions, debugger=debugger)
     if out is not None:
         result = grade(assignment, submission, out, **options)
     else:

@@ -187,18 +187,25 @@ def zero_score_reason(result: api.GradeResult) -> str:
 def check(
     assignment: str = typer.Argument(..., help="assignment name (see 'cvgrade list')"),
     submission: Path = typer.Argument(Path("."), help="the folder with your files (default: here)"),
-    no_sandbox: bool = typer.Option(False, "--no-sandbox", help="run your code in this process, for a debugger"),
+    no_sandbox: bool = typer.Option(False, "--no-sandbox", help="run your code in this process with this terminal "
+                                                                "attached: breakpoint() stops in pdb"),
     profile: str | None = typer.Option(None, "--profile", help="the assignment's profile to grade "
                                                                 "(see 'cvgrade list'; default: its default)"),
     keyword: str | None = typer.Option(None, "-k", help=KEYWORD_HELP),
     question: list[str] = typer.Option([], "--question", help=QUESTION_HELP),
 ) -> None:
     """Run the public tests on your own code and explain each failure."""
-    bar, update = _progress_bar(f"checking {assignment}")
     try:
-        with bar:
-            result = api.check(assignment, submission, sandbox=not no_sandbox, on_progress=update, profile=profile,
-                               keyword=keyword, questions=question)
+        if no_sandbox:  # the terminal stays the student's: no progress display over pdb's prompt
+            err.print("running your code in this process: breakpoint() stops in pdb ('c' continues)",
+                      markup=False, highlight=False)
+            result = api.check(assignment, submission, profile=profile, keyword=keyword, questions=question,
+                               debugger=True)
+        else:
+            bar, update = _progress_bar(f"checking {assignment}")
+            with bar:
+                result = api.check(assignment, submission, on_progress=update, profile=profile, keyword=keyword,
+                                   questions=question)
     except (ManifestError, api.SelectionError) as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
         raise typer.Exit(2) from None

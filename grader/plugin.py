@@ -84,6 +84,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="import student code in this process, for a debugger; never use it to grade "
                          "[ini: sandbox = false]")
     parser.addini("sandbox", "run student code in a sandboxed worker process", type="bool", default=True)
+    group.addoption("--debugger", dest="debugger", action="store_true", default=False,
+                    help="with --no-sandbox: leave student code's stdin/stdout on the terminal (breakpoint() "
+                         "stops in pdb) instead of capturing what it prints")
     group.addoption("--question", dest="questions", action="append", default=[], metavar="N",
                     help="run only the tests numbered N or N.x (number marker / @number); repeatable")
 
@@ -969,7 +972,8 @@ class SessionState:
                     seed_torch_home(os.environ["TORCH_HOME"], manifest.grading.offline_weights)
                 conn = LoopbackConnection(str(directory), modules,
                                           definitions_only=manifest.definitions_only_modules,
-                                          definitions_on_error=manifest.grading.definitions_on_import_error)
+                                          definitions_on_error=manifest.grading.definitions_on_import_error,
+                                          capture_output=not self.config.getoption("debugger", default=False))
             self._connections[key] = conn
         return conn
 

@@ -368,15 +368,18 @@ class LoopbackConnection(Connection):
     """Runs the server in this process: ``--no-sandbox`` mode, for a student with a debugger.
 
     Values are still copied through the wire format, so tests see exactly what
-    they would see with the sandbox; there are no time or memory limits.
+    they would see with the sandbox; there are no time or memory limits. With
+    ``capture_output=False`` (a debugger) what student code prints, and pdb's
+    prompt, go to the terminal instead of the test's output.
     """
 
     def __init__(self, directory: str, modules: list[str] | tuple[str, ...], *,
-                 definitions_only: tuple[str, ...] = (), definitions_on_error: bool = False):
+                 definitions_only: tuple[str, ...] = (), definitions_on_error: bool = False,
+                 capture_output: bool = True):
         super().__init__()
         from grader.sandbox.server import WorkerServer
 
-        self.server = WorkerServer(directory, modules, isolated=False, capture_output=True,
+        self.server = WorkerServer(directory, modules, isolated=False, capture_output=capture_output,
                                    definitions_only=definitions_only, definitions_on_error=definitions_on_error)
 
     def _roundtrip(self, frame: bytes, timeout: float | None, label: str) -> tuple[bytes, str]:
