@@ -43,16 +43,12 @@ def test_unreadable_images_and_missing_folders(student, make_folder):
 
 
 def _rewrite_in_mode(path: str, mode: str) -> None:
-    """Save the image at ``path`` again in another PIL mode (grey, grey + alpha, RGBA, palette), same format."""
+    """Save the image at ``path`` again in another PIL mode (grey, opaque grey + alpha or RGBA, palette), same format."""
     with Image.open(path) as image:
         rgb = image.convert("RGB")
-    if mode == "RGBA":
-        alpha = Image.linear_gradient("L").resize(rgb.size)
-        converted = rgb.copy()
-        converted.putalpha(alpha)
-    elif mode == "LA":
-        converted = rgb.convert("L")
-        converted.putalpha(Image.linear_gradient("L").resize(rgb.size))
+    if mode in ("RGBA", "LA"):  # opaque: dropping the alpha channel and compositing agree
+        converted = rgb.convert(mode[:-1])
+        converted.putalpha(255)
     elif mode == "P":
         converted = rgb.convert("P", palette=Image.Palette.ADAPTIVE, colors=32)
     else:
