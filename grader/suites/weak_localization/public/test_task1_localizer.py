@@ -503,7 +503,9 @@ def test_train_steps_on_each_batch(student, alexnet_weights, wl_data, course):
     # step(): the gradient of the stand-in's last bias is the batch's d loss / d maps summed, which the
     # grader reads from the outputs. Without zero_grad the gradients of earlier batches add up; a step
     # before backward uses the previous batch's (or none).
-    data = wl_data({"trainval": 12, "test": 4}, seed=32, size=(64, 80), objects_per_image=(1, 2))
+    # The data of test_loss_in_train: the same number of objects and proposals in every image, so that the
+    # starter's DataLoader (default collate_fn) batches the items as they are.
+    data = wl_data({"trainval": 12, "test": 4}, seed=32, size=(64, 80), objects_per_image=(2, 2), random_boxes=320)
     probe, call = course.run_task_1_train(data, batch_size=4, recording_optimizer=True)
     outputs = probe.recorded()
     steps = probe.optimizer.recorded_steps()
