@@ -239,15 +239,6 @@ MUTANTS = [
 """,
            select="centerness",
            why="guards the division with clamp_ on the caller's deltas (background rows become 1e-6 there)"),
-    Mutant("loc_integer_half_stride", DU,
-           find="""        ys = (torch.arange(height, dtype=dtype, device=device) + 0.5) * level_stride
-        xs = (torch.arange(width, dtype=dtype, device=device) + 0.5) * level_stride
-""",
-           replace="""        ys = torch.arange(height, dtype=dtype, device=device) * level_stride + level_stride // 2
-        xs = torch.arange(width, dtype=dtype, device=device) * level_stride + level_stride // 2
-""",
-           select="location_coords",
-           why="centre offset stride // 2: right only for even strides, not stride * (i + 0.5)"),
     Mutant("loss_strides_from_image_size", OSD,
            find="        strides = self.backbone.fpn_strides\n",
            replace="        strides = {level: images.shape[-1] // feats.shape[-1] for level, feats in backbone_feats.items()}\n",
