@@ -62,8 +62,8 @@ class FCN32s(nn.Module):
       padding=16, bias=False)``, set to bilinear upsampling and, as in the FCN paper,
       not trained (``requires_grad=False``; a learned one is accepted too).
 
-    Initialise the convolutions as torchvision's VGG does (Kaiming normal,
-    ``mode="fan_out"``, zero biases) and the score layer's weights to zero: with
+    Initialise the convolutions with Kaiming normal (``mode="fan_in"``, ReLU gain,
+    zero biases) and the score layer's weights to zero: with
     PyTorch's default initialisation a 13-layer VGG without batch norm hardly
     trains from scratch.
 
