@@ -167,6 +167,9 @@ MUTANTS = [
            replace="boxes, scores, labels = get_detections(cls_prob, rois, 0.05, 0.3)",
            select="test_model", why="ignores the thresh argument"),
     # -- issue 22: bugs that shapes, counts and copied inputs did not show -----------------------------
+    # Graded with the whole suite before issue 22's checks (b8a0aaf), every one of these 16 kept full marks
+    # (ap_iou_strict lost only 0.94 of the nms speed check, timing noise under load 14); with them each loses
+    # points in the whole suite (1-2 points, in the tests named by its select).
     # LocalizerAlexNet's values (test_localizer_score_values: given weights, 3 non-square images)
     Mutant("localizer_relu_on_scores", "AlexNet.py",
            find="            nn.ReLU(inplace=True),\n            nn.Conv2d(256, num_classes, kernel_size=1),\n        )\n"
