@@ -34,6 +34,10 @@ class ContainerLimits:
     cgroup: str | None
 
 
+SIZE_TOLERANCE = 0.9
+"""A container within 10 % of the measured need counts as the size asked for (1.5 GB read as 10**9 or 2**30)."""
+
+
 def format_size(size: int) -> str:
     """``1610612736`` -> ``'1.5 GB'``; ``805306368`` -> ``'768 MB'``."""
     if size >= 2**30:
@@ -148,7 +152,7 @@ def oom_kills(root: Path = CGROUP_ROOT, proc_cgroup: str | None = None) -> int:
 
 def too_small_note(limits: ContainerLimits, need: int | None, assignment: str) -> str | None:
     """The warning for a container below ``need`` bytes (an assignment's measured size), or None."""
-    if need is None or limits.memory_limit is None or limits.memory_limit >= need:
+    if need is None or limits.memory_limit is None or limits.memory_limit >= need * SIZE_TOLERANCE:
         return None
     return (f"This grading machine has {format_size(limits.memory_limit)} of memory (its container's limit); "
             f"{assignment} needs {format_size(need)} (measured, assignment.toml [gradescope] container_memory). "
@@ -159,7 +163,7 @@ def too_small_note(limits: ContainerLimits, need: int | None, assignment: str) -
 def out_of_memory_message(limits: ContainerLimits, need: int | None, where: str = "") -> str:
     """What a test says when the machine's out-of-memory killer stopped a process of the grading."""
     size = f" (limit {format_size(limits.memory_limit)})" if limits.memory_limit else ""
-    if need is not None and limits.memory_limit is not None and limits.memory_limit < need:
+    if need is not None and limits.memory_limit is not None and limits.memory_limit < need * SIZE_TOLERANCE:
         return (f"The grading machine ran out of memory{where}{size}; this assignment needs {format_size(need)}. "
                 "This is not about your code: course staff must raise the memory in Gradescope's Autograder "
                 "Settings and regrade.")

@@ -152,8 +152,14 @@ class GradescopeSettings:
 
     @property
     def container_bytes(self) -> int:
-        """``container_memory`` in bytes: what a grading of this assignment needs in all."""
-        return parse_size(self.container_memory, where="gradescope.container_memory")
+        """``container_memory`` in bytes: what a grading of this assignment needs in all.
+
+        Read in binary units, as Gradescope's sizes are (its "768MB" container is 768 MiB).
+        """
+        value = self.container_memory
+        if isinstance(value, str):
+            value = re.sub(r"(?i)([kmgt])b\b", lambda m: m.group(1) + "iB", value.strip())
+        return parse_size(value, where="gradescope.container_memory")
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,8 @@ def test_the_messages_blame_the_container_only_when_it_is_below_the_measured_nee
     note = container.too_small_note(small, 3 * 2**30, "fcos_detection")
     assert "768 MB" in note and "3 GB" in note and "Autograder Settings" in note
     assert container.too_small_note(small, 512 * 2**20, "fcos_detection") is None
+    decimal = container.ContainerLimits(int(1.5e9), 1.0, "/")  # "1.5GB" read as 10**9 bytes: the size asked for
+    assert container.too_small_note(decimal, int(1.5 * 2**30), "fcos_detection") is None
     assert container.too_small_note(container.ContainerLimits(None, None, None), 3 * 2**30, "x") is None
     assert "not about your code" in container.out_of_memory_message(small, 3 * 2**30)
     assert "not about your code" not in container.out_of_memory_message(small, 512 * 2**20)

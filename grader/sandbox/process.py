@@ -550,7 +550,7 @@ class ProcessConnection(Connection):
             limits = container.read_limits()
             message = container.out_of_memory_message(limits, self.settings.container_need, where)
             need = self.settings.container_need
-            small = need is not None and limits.memory_limit is not None and limits.memory_limit < need
+            small = need is not None and limits.memory_limit is not None and limits.memory_limit < need * container.SIZE_TOLERANCE
             reason = "container_memory" if small else "memory"
             return _with_output(StudentCrash(reason, message, label), text)
         if any(m in text for m in MEMORY_MARKERS):
