@@ -28,14 +28,14 @@ DEFAULT_SIZES = "768MB/0.5,1.5GB/1,3GB/2"
 
 def parse_sizes(text: str) -> list[tuple[str, int, float]]:
     """``"768MB/0.5,1.5GB/1"`` -> ``[("768MB/0.5", 805306368, 0.5), ...]``."""
-    from grader.manifest import parse_size
+    from grader.manifest import parse_container_size
 
     sizes = []
     for part in text.split(","):
         memory, _, cpus = part.strip().partition("/")
         if not cpus:
             raise SystemExit(f"a size is MEMORY/CPUS, e.g. 1.5GB/1; got {part!r}")
-        sizes.append((part.strip(), parse_size(memory.replace("GB", "GiB").replace("MB", "MiB")), float(cpus)))
+        sizes.append((part.strip(), parse_container_size(memory, where="--sizes"), float(cpus)))
     return sizes
 
 

@@ -33,6 +33,10 @@ class ContainerLimits:
     cpus: float | None
     cgroup: str | None
 
+    def below(self, need: int | None) -> bool:
+        """Whether the memory limit is under ``need`` bytes (by more than ``SIZE_TOLERANCE`` allows)."""
+        return need is not None and self.memory_limit is not None and self.memory_limit < need * SIZE_TOLERANCE
+
 
 SIZE_TOLERANCE = 0.9
 """A container within 10 % of the measured need counts as the size asked for (1.5 GB read as 10**9 or 2**30)."""
@@ -152,7 +156,7 @@ def oom_kills(root: Path = CGROUP_ROOT, proc_cgroup: str | None = None) -> int:
 
 def too_small_note(limits: ContainerLimits, need: int | None, assignment: str) -> str | None:
     """The warning for a container below ``need`` bytes (an assignment's measured size), or None."""
-    if need is None or limits.memory_limit is None or limits.memory_limit >= need * SIZE_TOLERANCE:
+    if not limits.below(need):
         return None
     return (f"This grading machine has {format_size(limits.memory_limit)} of memory (its container's limit); "
             f"{assignment} needs {format_size(need)} (measured, assignment.toml [gradescope] container_memory). "
@@ -163,19 +167,12 @@ def too_small_note(limits: ContainerLimits, need: int | None, assignment: str) -
 def out_of_memory_message(limits: ContainerLimits, need: int | None, where: str = "") -> str:
     """What a test says when the machine's out-of-memory killer stopped a process of the grading."""
     size = f" (limit {format_size(limits.memory_limit)})" if limits.memory_limit else ""
-    if need is not None and limits.memory_limit is not None and limits.memory_limit < need * SIZE_TOLERANCE:
+    if limits.below(need):
         return (f"The grading machine ran out of memory{where}{size}; this assignment needs {format_size(need)}. "
                 "This is not about your code: course staff must raise the memory in Gradescope's Autograder "
                 "Settings and regrade.")
     return (f"The grading machine ran out of memory{where}{size} and its process was killed. Your code may use "
             "far more memory than the assignment needs; if it does not, ask course staff to check the machine.")
-
-
-def environment_cpus() -> float:
-    """CPUs this process may use: the CFS quota, else its CPU affinity."""
-    quota = read_limits().cpus
-    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return min(quota, available) if quota else float(available)
 
 
 class ContainerError(RuntimeError):

@@ -106,6 +106,17 @@ def parse_size(value: str | int, *, where: str = "size") -> int:
     return int(float(number) * factor)
 
 
+def parse_container_size(value: str | int, *, where: str = "size") -> int:
+    """Bytes in a Gradescope container size, read in binary units as Gradescope's are ("768MB" is 768 MiB).
+
+    Raises:
+        ManifestError: when the value is not a size; the message quotes it.
+    """
+    if isinstance(value, str):
+        value = re.sub(r"(?i)([kmgt])b\b", lambda m: m.group(1) + "iB", value.strip())
+    return parse_size(value, where=where)
+
+
 @dataclass(frozen=True)
 class GradingSettings:
     call_timeout: float = 60.0
@@ -156,10 +167,7 @@ class GradescopeSettings:
 
         Read in binary units, as Gradescope's sizes are (its "768MB" container is 768 MiB).
         """
-        value = self.container_memory
-        if isinstance(value, str):
-            value = re.sub(r"(?i)([kmgt])b\b", lambda m: m.group(1) + "iB", value.strip())
-        return parse_size(value, where="gradescope.container_memory")
+        return parse_container_size(self.container_memory, where="gradescope.container_memory")
 
 
 @dataclass(frozen=True)

@@ -214,6 +214,7 @@ class ProcessConnection(Connection):
         self.proc: subprocess.Popen | None = None
         self.defences: dict = {}
         self.starts = 0
+        self._oom_mark: int | None = None  # the machine's OOM-kill count when the worker started
         self._req_w = self._resp_r = self._out_r = -1
         self._output = bytearray()
         self._output_dropped = 0
@@ -544,14 +545,12 @@ class ProcessConnection(Connection):
         else:
             message = f"Your code's process exited{where} (exit status {code}); did it call sys.exit or os._exit?"
             reason = "exit"
-        if container.oom_kills() > getattr(self, "_oom_mark", 1 << 62):
+        if self._oom_mark is not None and container.oom_kills() > self._oom_mark:
             # The machine's (container's) out-of-memory killer struck while this worker ran: what it killed
             # may be this worker or the process that started it, and the exit status then says little.
             limits = container.read_limits()
             message = container.out_of_memory_message(limits, self.settings.container_need, where)
-            need = self.settings.container_need
-            small = need is not None and limits.memory_limit is not None and limits.memory_limit < need * container.SIZE_TOLERANCE
-            reason = "container_memory" if small else "memory"
+            reason = "container_memory" if limits.below(self.settings.container_need) else "memory"
             return _with_output(StudentCrash(reason, message, label), text)
         if any(m in text for m in MEMORY_MARKERS):
             message = f"Your code used more than {_gib(self.settings.memory_limit)} of memory{where}; it was stopped."
