@@ -75,6 +75,28 @@ class SelectionError(ValueError):
     """A ``-k`` expression or ``--question`` number that cannot select tests (the message quotes it)."""
 
 
+class StudentInstallError(RuntimeError):
+    """Grading asked of a student install of cvgrade (no hidden tests, no reference: ``cvgrade check`` only)."""
+
+
+def require_grader_install(manifest: Manifest) -> None:
+    """Check that this install can grade ``manifest``: its hidden tests and its reference are here.
+
+    A distribution of cvgrade (a wheel, ``pip install .``, a student kit) carries the public tests only;
+    the course's grader (a clone of the repository, the Gradescope zip) carries all three trees.
+
+    Raises:
+        StudentInstallError: naming what is missing and what to run instead.
+    """
+    missing = [str(path) for path in (manifest.suite_dir / "hidden", manifest.reference_dir) if not path.is_dir()]
+    if missing:
+        raise StudentInstallError(
+            f"this cvgrade cannot grade {manifest.name}: {' and '.join(repr(m) for m in missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not here (a student install has only the public tests). "
+            f"Students: 'cvgrade check {manifest.name}'. Graders: run cvgrade from a clone of the course's "
+            "repository or from its Gradescope zip")
+
+
 @dataclass(frozen=True)
 class Selection:
     """Which tests of a suite to run: a pytest ``-k`` expression and/or question numbers.
@@ -204,10 +226,13 @@ def grade(assignment: str, submission: str | Path | None = None, out: str | Path
     Raises:
         ManifestError: for an unknown assignment or profile.
         SelectionError: for a bad ``keyword`` or ``questions`` (before anything runs).
+        StudentInstallError: for a full grading where this install has no hidden tests or reference.
     """
     selection = make_selection(keyword, questions)
     manifest = manifests.get(assignment)
     chosen = manifest.profile(profile)
+    if not public_only:
+        require_grader_install(manifest)
     out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     target = manifest.suite_dir / "public" if public_only else manifest.suite_dir

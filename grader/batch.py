@@ -219,12 +219,15 @@ def run_batch(assignment: str, export: Path | str, out_csv: Path | str, *, out_d
     Raises:
         ManifestError: for an unknown assignment or profile.
         FileNotFoundError: when ``export`` is not an export (nor holds exactly one).
+        StudentInstallError: when this install has no hidden tests or reference to grade with.
     """
     from grader import manifest as manifests
+    from grader.api import require_grader_install
     from grader.package import grading_digest
 
     manifest = manifests.get(assignment)  # fails early on an unknown assignment or profile
     chosen = manifest.profile(profile)
+    require_grader_install(manifest)
     grader = grading_digest(manifest)
     if workers > 1 and shares_worker_user():
         warnings.warn("grading one submission at a time: as root without PID namespaces every worker runs as "

@@ -149,8 +149,8 @@ def grade(
     except api.SelectionError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
         raise typer.Exit(2) from None
-    except ManifestError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+    except (ManifestError, api.StudentInstallError) as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
         path = out.resolve()
         api._write(path, api.fallback_results(
             f"Grader configuration error: {exc}",
@@ -308,14 +308,15 @@ def package(
 def kit(
     assignment: str = typer.Argument(..., help="assignment name (see 'cvgrade list')"),
     out: Path = typer.Option(..., "--out", "-o", help="a new (or empty) folder for the kit"),
-    install: str | None = typer.Option(None, "--install", help="the install line the README gives students "
-                                                               "(default: pip install cvgrade==VERSION)"),
+    install: str | None = typer.Option(None, "--install", help="the install line the README gives students, "
+                                                               "where the course publishes cvgrade (default: "
+                                                               "cvgrade's student wheel, put in the kit)"),
 ) -> None:
     """Write the student kit: the starter files, the public tests and a README (no reference, no hidden tests)."""
-    from grader.kit import DEFAULT_INSTALL, KitError, build_kit
+    from grader.kit import KitError, build_kit
 
     try:
-        report = build_kit(assignment, out, install=install if install is not None else DEFAULT_INSTALL)
+        report = build_kit(assignment, out, install=install)
     except (ManifestError, KitError) as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
         raise typer.Exit(2) from None
