@@ -261,6 +261,9 @@ def grade(assignment: str, submission: str | Path | None = None, out: str | Path
     args += list(extra_args or [])
     env = dict(os.environ)
     env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+    # A fixed hash seed: the grading process, and the workers forked from it, hash strings the same way at
+    # every grading (grader.sandbox.forkserver starts only with it).
+    env["PYTHONHASHSEED"] = "0"
     if out.exists():
         out.unlink()
     limit = timeout if timeout is not None else max(600.0, 4 * manifest.grading.test_timeout)

@@ -654,7 +654,10 @@ def pytest_configure(config: pytest.Config) -> None:
     _typed_option(config, "hidden_visibility", str, VISIBILITIES)
     _typed_option(config, "student_output", str, ("show", "hide"))
     _typed_option(config, "output_limit", int)
-    config.stash[STATE] = SessionState(config)
+    # First, before this process holds anything a worker must not see (results collector, scratch, tests).
+    fork_server, note = _start_fork_server(config)
+    config.stash[STATE] = SessionState(config, fork_server)
+    config.stash[STATE].fork_server_note = note
     if hasattr(config, "workerinput"):
         return  # an xdist worker: the controller writes the results
     path = get_option(config, "results_json")
@@ -665,6 +668,23 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[COLLECTOR] = collector
         config.pluginmanager.register(collector, "cvgrade-results")
         collector.write(force=True)
+
+
+def _start_fork_server(config: pytest.Config) -> tuple[Any, str]:
+    """A fork server for this grading's workers (``grader.sandbox.forkserver``), or None and why not.
+
+    Only for a grading (``--results-json`` or ``--progress-file``) in the sandbox: a plain ``pytest`` run
+    of the project's tests starts its workers as before.
+    """
+    grading = get_option(config, "results_json") or get_option(config, "progress_file")
+    if not grading or not sandbox_enabled(config):
+        return None, "not a sandboxed grading"
+    from grader.sandbox.forkserver import ForkServer, ForkServerError
+
+    try:
+        return ForkServer.start(), ""
+    except (ForkServerError, OSError) as exc:
+        return None, str(exc)
 
 
 def _part(item: pytest.Item) -> str:
@@ -831,8 +851,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 class SessionState:
     """Per-process state: prepared submissions, connections to student code, reference modules."""
 
-    def __init__(self, config: pytest.Config):
+    def __init__(self, config: pytest.Config, fork_server: Any = None):
         self.config = config
+        self.fork_server = fork_server  # grader.sandbox.forkserver.ForkServer, or None: workers start Python
+        self.fork_server_note = ""  # why there is none, for the sandbox report
         self._prepared: dict[str, Any] = {}
         self._connections: dict[str, Any] = {}
         self._references: dict[str, Any] = {}
@@ -961,6 +983,7 @@ class SessionState:
 
                     seed_torch_home(workdir, manifest.grading.offline_weights)
                 conn = ProcessConnection(str(directory), modules, settings)
+                conn.fork_server = self.fork_server
                 conn.expose(self.exchange_dir(), writable=True)
             else:
                 from grader.sandbox.client import LoopbackConnection
@@ -995,7 +1018,8 @@ class SessionState:
         for name, conn in self._connections.items():
             defences = getattr(conn, "defences", None)
             report[name] = ({"mode": "sandbox", "defences": defences.get("defences", []),
-                             "warnings": defences.get("warnings", []), "starts": getattr(conn, "starts", 0)}
+                             "warnings": defences.get("warnings", []), "starts": getattr(conn, "starts", 0),
+                             "forked": getattr(conn, "fork_server", None) is not None}
                             if defences is not None else {"mode": "in-process (--no-sandbox)"})
         return report
 
@@ -1006,6 +1030,9 @@ class SessionState:
             except Exception:  # noqa: BLE001 - best effort at exit
                 pass
         self._connections.clear()
+        if self.fork_server is not None:
+            self.fork_server.close()
+            self.fork_server = None
         if self._scratch is not None:
             import shutil
 

@@ -3,7 +3,8 @@
 Run by the trusted grader as ``python -I -S jail.py STATUS_FD CONFIG_JSON``; it
 applies what the kernel allows, reports which defences are in place on
 STATUS_FD (closed before any student code runs, so the report cannot be forged),
-and ``exec``s the worker. Standard library only.
+and ``exec``s the worker. A fork server's child (``grader.sandbox.forkserver``)
+calls ``lock_down`` and becomes the worker without an ``exec``. Standard library only.
 
 Defences, each applied when available:
 
@@ -197,10 +198,14 @@ def _wait_while_parent_lives(child: int, grader: int) -> int:
         signal.sigtimedwait({signal.SIGCHLD}, 0.5)
 
 
-def main() -> None:
+def lock_down(cfg: dict, status_fd: int) -> None:
+    """Apply every defence of ``cfg`` to this process and report them on ``status_fd`` (then closed).
+
+    On return this process is the locked-down worker, in ``cfg["workdir"]``, ready to run student code
+    (``main`` then ``exec``s the worker; a fork server's child runs it in place). With a PID namespace the
+    process forks: the parent stays outside as the worker's launcher, mirrors its exit and never returns.
+    """
     grader = parent_at_start = os.getppid()
-    status_fd = int(sys.argv[1])
-    cfg = json.loads(sys.argv[2])
     status: dict = {"defences": [], "warnings": [], "namespaces": []}
     is_root = os.geteuid() == 0
     uid, gid = os.getuid(), os.getgid()
@@ -284,6 +289,11 @@ def main() -> None:
     os.umask(0o077)  # what the student's code writes is its own (other gradings' uids cannot read it)
     os.write(status_fd, json.dumps(status).encode())
     os.close(status_fd)
+
+
+def main() -> None:
+    cfg = json.loads(sys.argv[2])
+    lock_down(cfg, int(sys.argv[1]))
     argv = cfg["argv"]
     os.execve(argv[0], argv, cfg["env"])
 

@@ -30,6 +30,7 @@ from typing import Any
 from grader import container
 from grader.sandbox import protocol
 from grader.sandbox.client import Connection, StudentCodeError, StudentCrash
+from grader.sandbox.forkserver import ForkedProcess, ForkServer, ForkServerError
 from grader.sandbox.identity import TEMPORARY_FOLDERS, grading_identity, remove_files_of
 
 SANDBOX_DIR = Path(__file__).resolve().parent
@@ -211,7 +212,9 @@ class ProcessConnection(Connection):
         self.workdir = Path(settings.workdir) if settings.workdir else self._base / "work"
         self.workdir.mkdir(parents=True, exist_ok=True)
         give_to_worker(self.workdir, settings.run_as)
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen | ForkedProcess | None = None
+        # Set by the grading session: start workers by forking it (they share torch's pages) instead of a Python.
+        self.fork_server: ForkServer | None = None
         self.defences: dict = {}
         self.starts = 0
         self._oom_mark: int | None = None  # the machine's OOM-kill count when the worker started
@@ -285,9 +288,17 @@ class ProcessConnection(Connection):
         launcher, jail_cfg = self._config(req_r, resp_w)
         argv = launcher + [str(status_w), json.dumps(jail_cfg)]
         try:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w,
-                                         pass_fds=(req_r, resp_w, status_w), start_new_session=True,
-                                         close_fds=True, env=jail_cfg["env"])
+            self.proc = None
+            if self.fork_server is not None and self.fork_server.alive():
+                try:
+                    self.proc = self.fork_server.spawn(jail_cfg, json.loads(jail_cfg["argv"][-1]),
+                                                       (req_r, resp_w, out_w, status_w))
+                except ForkServerError:
+                    self.fork_server = None  # gone: start Python from now on
+            if self.proc is None:
+                self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w,
+                                             pass_fds=(req_r, resp_w, status_w), start_new_session=True,
+                                             close_fds=True, env=jail_cfg["env"])
         finally:
             for fd in (req_r, resp_w, out_w, status_w):
                 os.close(fd)

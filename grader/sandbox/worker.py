@@ -33,8 +33,16 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def main() -> None:
-    request_fd, reply_fd = int(sys.argv[1]), int(sys.argv[2])
-    config = json.loads(sys.argv[3])
+    serve(int(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3]))
+
+
+def serve(request_fd: int, reply_fd: int, config: dict) -> None:
+    """Be the worker: answer requests on ``request_fd`` with replies on ``reply_fd`` until the grader hangs up.
+
+    Args:
+        request_fd, reply_fd: the two pipe ends of the protocol.
+        config: the submission folder, its modules, the modules to import first, limits (``process._config``).
+    """
     os.set_inheritable(request_fd, False)
     os.set_inheritable(reply_fd, False)
     for entry in config.get("sys_path", []):

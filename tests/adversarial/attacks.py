@@ -104,6 +104,30 @@ def victim(x):
     print("STOLEN:", stolen)
     raise ValueError("STOLEN: " + repr(stolen))
 """, side_effects=("no_secrets",), depends_on_user=True),
+    Attack("search_own_memory", """
+import os, re, sys
+def victim(x):
+    # A worker forked from the grading process (grader.sandbox.forkserver) holds a copy of that process's memory.
+    found = ["LEAKED-MODULE:" + name for name in list(sys.modules)
+             if name.split(".")[0] in ("reference", "test_hidden", "redteam") or ".hidden" in name]
+    pattern = re.compile(rb"SECRET-[0-9a-f]{{32}}")
+    import ctypes
+    ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE: a uid change made /proc/self/mem root's
+    with open("/proc/self/maps") as maps, open("/proc/self/mem", "rb", buffering=0) as mem:
+        for line in maps:
+            fields = line.split()
+            if "r" not in fields[1] or (len(fields) > 5 and fields[5] not in ("[heap]", "[stack]")):
+                continue  # file-backed text and data: the libraries, not what the grader held
+            start, end = (int(v, 16) for v in fields[0].split("-"))
+            try:
+                mem.seek(start)
+                data = mem.read(end - start)
+            except (OSError, ValueError, OverflowError):
+                continue
+            found += [m.decode() for m in pattern.findall(data)]
+    raise ValueError("FOUND: " + repr(sorted(set(found))[:20]))
+""", side_effects=("no_grader_state",),
+           why="a forked worker reads its own memory for the reference, the hidden tests or their modules"),
     Attack("patch_torch_allclose_at_import", """
 import torch, torch.testing
 torch.allclose = lambda *a, **k: True

@@ -244,6 +244,10 @@ def test_attack_is_contained(project, attack: Attack, mode: str):
         shown = "".join(t.get("output", "") for t in data["tests"]) + data.get("output", "") + proc.stdout + proc.stderr
         assert not any(c in shown for c in "\x1b\x00\x07\x08\r"), "control characters reached the output"
         assert "\\x1b" in json.dumps(data["tests"]), "the escapes should be shown, escaped"
+    if "no_grader_state" in attack.side_effects:
+        victim = next(t for t in data["tests"] if t["name"] == "victim")["output"]
+        assert "FOUND: [" in victim, victim[:500]  # the search ran to its end
+        assert "LEAKED-MODULE" not in victim and "SECRET-" not in victim, victim[:1000]
     if "small_results" in attack.side_effects:
         assert len(text) < 200_000
     if "results_untouched" in attack.side_effects:
