@@ -69,6 +69,7 @@ started = ProcessConnection(folder, ["mod"], settings)
 started.call_timeout = 30
 started.import_module("mod").double(torch.tensor([1.0]))
 report["started_class"] = type(started.proc).__name__
+report["started_defences"] = started.defences
 report["started_private_mb"] = private_dirty(worker_pid(started))
 report["started_environment"] = started.import_module("mod").environment()
 started.close()
@@ -130,6 +131,7 @@ def test_a_forked_worker_runs_student_code_like_a_started_one(report):
 def test_a_forked_worker_is_locked_down_like_a_started_one(report):
     defences = report["defences"]
     assert not defences["warnings"], defences
+    assert defences == report["started_defences"]  # a thread started before unshare() once cost every namespace
     if os.geteuid() == 0:
         assert {"mount", "pid", "network"} <= set(defences["namespaces"]), defences
     assert any("memory limit" in line for line in defences["defences"])

@@ -378,12 +378,12 @@ def _become_worker(request: dict, fds: list[int]) -> None:
     sys.path[:] = list(config.get("sys_path", []))
     sys.meta_path[:] = [f for f in sys.meta_path if not type(f).__module__.startswith(("_pytest", "pytest"))]
     sys.path_importer_cache.clear()
+    jail.lock_down(launch, status_fd)  # first: unshare(CLONE_NEWUSER) needs a single-threaded process
     threads = launch["env"].get("OMP_NUM_THREADS")
     if threads and threadpool_limits is not None:
         # A started worker reads OMP_NUM_THREADS / OPENBLAS_NUM_THREADS at import; this one imported them in
         # the grading process, so its pools are set as the environment says (torch's by ``worker.serve``).
         threadpool_limits(int(threads))
-    jail.lock_down(launch, status_fd)
     worker.serve(request_fd, reply_fd, config)
 
 

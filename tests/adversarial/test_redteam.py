@@ -125,7 +125,7 @@ def _non_root_runner() -> tuple[list[str], dict] | None:
     except KeyError:
         return None
     site_packages = sysconfig.get_paths()["purelib"]
-    env = {"PYTHONPATH": f"{site_packages}{os.pathsep}{REPO}", "PATH": "/usr/bin:/bin"}
+    env = {"PYTHONPATH": f"{site_packages}{os.pathsep}{REPO}", "PATH": "/usr/bin:/bin", "CVGRADE_FORK_SERVER": os.environ.get("CVGRADE_FORK_SERVER", "1")}
     return [shutil.which("setpriv"), f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups",
             python], env
 
