@@ -128,7 +128,7 @@ def _hide_and_expose(protected: list[str], expose: list[tuple[str, bool]], statu
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     hidden: list[str] = []
     covered: list[str] = []
-    for path in sorted(set(protected) | set(temporary), key=len):
+    for path in sorted(set(protected) | set(temporary), key=lambda p: (len(p), p)):  # same order at every run
         if not os.path.isdir(path) or any(_under(path, c) for c in covered):
             continue
         if path in temporary:
