@@ -90,7 +90,7 @@ def hog(gib):
     return len(bytearray(int(gib * 2**30)))
 def environment():
     import torch
-    return {"hash_of_abc": hash("abc"), "path_has_project": any(p.startswith(PROJECT) for p in sys.path),
+    return {"hash_of_abc": hash("abc"), "path_has_project": any(p.startswith(PROJECT) and "site-packages" not in p for p in sys.path),
             "modules": sorted(m for m in sys.modules if m.split(".")[0] in ("reference", "_pytest")),
             "env": sorted(os.environ), "threads": torch.get_num_threads(), "cwd": os.getcwd(),
             "fds": sorted(int(f) for f in os.listdir("/proc/self/fd"))}
