@@ -655,9 +655,7 @@ def pytest_configure(config: pytest.Config) -> None:
     _typed_option(config, "student_output", str, ("show", "hide"))
     _typed_option(config, "output_limit", int)
     # First, before this process holds anything a worker must not see (results collector, scratch, tests).
-    fork_server, note = _start_fork_server(config)
-    config.stash[STATE] = SessionState(config, fork_server)
-    config.stash[STATE].fork_server_note = note
+    config.stash[STATE] = SessionState(config, *_start_fork_server(config))
     if hasattr(config, "workerinput"):
         return  # an xdist worker: the controller writes the results
     path = get_option(config, "results_json")
@@ -851,10 +849,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 class SessionState:
     """Per-process state: prepared submissions, connections to student code, reference modules."""
 
-    def __init__(self, config: pytest.Config, fork_server: Any = None):
+    def __init__(self, config: pytest.Config, fork_server: Any = None, no_fork_server: str = ""):
         self.config = config
         self.fork_server = fork_server  # grader.sandbox.forkserver.ForkServer, or None: workers start Python
-        self.fork_server_note = ""  # why there is none, for the sandbox report
+        self.no_fork_server = no_fork_server  # why there is none, for the sandbox report
         self._prepared: dict[str, Any] = {}
         self._connections: dict[str, Any] = {}
         self._references: dict[str, Any] = {}
@@ -1019,7 +1017,8 @@ class SessionState:
             defences = getattr(conn, "defences", None)
             report[name] = ({"mode": "sandbox", "defences": defences.get("defences", []),
                              "warnings": defences.get("warnings", []), "starts": getattr(conn, "starts", 0),
-                             "forked": getattr(conn, "fork_server", None) is not None}
+                             "forked": getattr(conn, "fork_server", None) is not None,
+                             **({"not_forked_because": self.no_fork_server} if self.no_fork_server else {})}
                             if defences is not None else {"mode": "in-process (--no-sandbox)"})
         return report
 

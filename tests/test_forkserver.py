@@ -176,3 +176,19 @@ def test_the_reasons_in_a_single_threaded_process():
     assert empty == ""
     assert "hidden" in hidden and "reference" in reference
     assert "2 Python threads" in threaded
+
+
+@pytest.mark.parametrize("switch", ["1", "0"])
+def test_a_grading_says_whether_its_workers_were_forked_and_why_not(tmp_path, switch):
+    """``cvgrade grade`` (a fresh grading process) forks its workers unless told not to, and says so."""
+    env = {**os.environ, "CVGRADE_FORK_SERVER": switch}
+    out = tmp_path / "results.json"
+    subprocess.run([sys.executable, "-m", "grader.cli", "grade", "fcos_detection", "--question", "3", "-o", str(out),
+                    "-q"], env=env, capture_output=True, text=True, timeout=300, check=True)
+    results = json.loads(out.read_text())
+    report = results["extra_data"]["sandbox"]["fcos_detection"]
+    assert results["score"] == sum(t["max_score"] for t in results["tests"]) > 0
+    if switch == "1":
+        assert report["forked"] is True and "not_forked_because" not in report, report
+    else:
+        assert report["forked"] is False and report["not_forked_because"] == "no fork server: CVGRADE_FORK_SERVER=0"

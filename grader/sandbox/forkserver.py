@@ -35,7 +35,6 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterable
-from typing import Any
 
 ENABLE_ENV = "CVGRADE_FORK_SERVER"
 # What the fork server imports before it forks workers (when installed): what every suite's worker imports.
@@ -386,7 +385,3 @@ def _become_worker(request: dict, fds: list[int]) -> None:
         threadpool_limits(int(threads))
     worker.serve(request_fd, reply_fd, config)
 
-
-def describe(server: Any) -> str:
-    """A line for the sandbox report: how workers start."""
-    return f"workers forked from a fork server (pid {server.pid})" if server is not None else "workers start Python"

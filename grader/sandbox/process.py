@@ -223,7 +223,8 @@ class ProcessConnection(Connection):
         self._output_dropped = 0
 
     # -- lifecycle ------------------------------------------------------------
-    def _config(self, request_fd: int, reply_fd: int) -> tuple[list[str], dict]:
+    def _config(self, request_fd: int, reply_fd: int) -> tuple[list[str], dict, dict]:
+        """The launcher's command, the jail's configuration and the worker's (``jail.lock_down``, ``worker.serve``)."""
         worker_cfg = {"directory": self.directory, "modules": self.modules, "preload": list(self.settings.preload),
                       "sys_path": _library_paths(), "threads": self.settings.threads,
                       "definitions_only": list(self.settings.definitions_only),
@@ -272,7 +273,7 @@ class ProcessConnection(Connection):
             "groups": list(self.settings.groups),
             "namespaces": self.settings.namespaces,
         }
-        return [sys.executable, "-I", "-S", str(self._runtime / "jail.py")], jail_cfg
+        return [sys.executable, "-I", "-S", str(self._runtime / "jail.py")], jail_cfg, worker_cfg
 
     def expose(self, path: str | Path, writable: bool = True) -> None:
         """Let the worker see a folder that would otherwise be hidden (takes effect at the next start)."""
@@ -285,14 +286,13 @@ class ProcessConnection(Connection):
         resp_r, resp_w = os.pipe()
         out_r, out_w = os.pipe()
         status_r, status_w = os.pipe()
-        launcher, jail_cfg = self._config(req_r, resp_w)
+        launcher, jail_cfg, worker_cfg = self._config(req_r, resp_w)
         argv = launcher + [str(status_w), json.dumps(jail_cfg)]
         try:
             self.proc = None
             if self.fork_server is not None and self.fork_server.alive():
                 try:
-                    self.proc = self.fork_server.spawn(jail_cfg, json.loads(jail_cfg["argv"][-1]),
-                                                       (req_r, resp_w, out_w, status_w))
+                    self.proc = self.fork_server.spawn(jail_cfg, worker_cfg, (req_r, resp_w, out_w, status_w))
                 except ForkServerError:
                     self.fork_server = None  # gone: start Python from now on
             if self.proc is None:
