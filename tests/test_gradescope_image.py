@@ -158,6 +158,8 @@ def test_faithful_gradescope_image(assignment, image_root, tmp_path):
     report["reference_seconds"] = round(time.monotonic() - started, 1)
     assert reference["score"] == pytest.approx(manifest.points), _failed(reference)
     assert reference["extra_data"]["max_score"] == pytest.approx(manifest.points)
+    sandbox = reference["extra_data"]["sandbox"][assignment]
+    assert sandbox["forked"] is True, sandbox  # the fork server works on the image's Python 3.10
 
     template = image.grade(manifest.template_dir)
     assert template["score"] == 0, _failed(template)
