@@ -88,6 +88,10 @@ def clamp_copy(x, scale=1.0):
 def bump_nested(items):
     items[1]["boxes"] += 1
     return len(items)
+
+def oom_score_adj():
+    with open("/proc/self/oom_score_adj") as f:
+        return int(f.read())
 '''
 
 
@@ -231,7 +235,9 @@ def test_timeout_crash_and_memory_are_contained(conn):
 
 
 def test_defences_are_reported(conn):
-    conn.import_module("mod")
+    mod = conn.import_module("mod")
+    # A machine short of memory kills the worker before the grading process (which then goes on).
+    assert mod.oom_score_adj() == 1000
     defences = " ".join(conn.defences["defences"])
     if os.geteuid() == 0:
         assert "unprivileged uid" in defences
@@ -264,6 +270,46 @@ def test_sandbox_marker_sets_the_call_timeout(pytester, monkeypatch):
     data, _ = run(pytester)
     record = by_name(data)["short limit"]
     assert record["score"] == 0 and "time limit of 1 s" in record["output"]
+
+
+CYCLE_MOD = """\
+import gc, weakref
+
+freed = []
+
+class Cycle:
+    def __init__(self):
+        self.me = self
+        self.payload = bytearray(32 * 2**20)
+
+def make_cycle():
+    gc.disable()  # from now on only an explicit collection frees the cycle
+    weakref.finalize(Cycle(), freed.append, 1)
+    return len(freed)
+
+def freed_count():
+    gc.enable()
+    return len(freed)
+"""
+
+
+def test_each_test_starts_with_the_cycles_of_earlier_tests_freed(pytester, monkeypatch):
+    """The worker collects and trims before each test, so that its memory does not grow test by test."""
+    make_project(pytester, monkeypatch, {"public/test_cycle.py": '''
+        import pytest
+
+        @pytest.mark.weight(1)
+        def test_a(student):
+            """leaves a cycle"""
+            assert student.mod.make_cycle() == 0
+
+        @pytest.mark.weight(1)
+        def test_b(student):
+            """finds it freed"""
+            assert student.mod.freed_count() == 1
+    '''}, reference=CYCLE_MOD)
+    data, _ = run(pytester)
+    assert [t["score"] for t in data["tests"]] == [1, 1], [t["output"] for t in data["tests"]]
 
 
 GRADER_THAT_DIES = '''

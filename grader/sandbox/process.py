@@ -34,7 +34,7 @@ from grader.sandbox.forkserver import ForkedProcess, ForkServer, ForkServerError
 from grader.sandbox.identity import TEMPORARY_FOLDERS, grading_identity, remove_files_of
 
 SANDBOX_DIR = Path(__file__).resolve().parent
-RUNTIME_FILES = ("__init__.py", "protocol.py", "server.py", "loader.py", "worker.py")
+RUNTIME_FILES = ("__init__.py", "protocol.py", "server.py", "loader.py", "worker.py", "heap.py")
 OUTPUT_KEEP = 16 * 1024
 MEMORY_MARKERS = ("MemoryError", "can't allocate memory", "DefaultCPUAllocator", "out of memory",
                   "Cannot allocate memory", "failed to map segment from shared object")

@@ -15,6 +15,7 @@ Requests (dicts)::
     {"op": "contains", "obj": h, "item": v}
     {"op": "value_and_grad", "obj": fn, "args": [...], "kwargs": {...}, "wrt": [0, "x"], "grad_output": t|None}
     {"op": "seed", "seed": n}     {"op": "ping"}
+    {"op": "collect"}   (before a test: free what earlier tests left, ``heap.free_unused_memory``)
     every request may carry "release": [ids] (handles the trusted side dropped)
 
 Replies: ``{"ok": value}``, ``{"stop": true}`` (iterator exhausted) or
@@ -34,7 +35,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from grader.sandbox import protocol
+from grader.sandbox import heap, protocol
 from grader.sandbox.loader import ModuleImportError, format_student_traceback, load_modules
 
 REPR_LIMIT = 300
@@ -229,6 +230,10 @@ class WorkerServer:
     def op_get(self, request: dict) -> Any:
         """The value behind a handle (a held result)."""
         return self._target(request)
+
+    def op_collect(self, request: dict) -> int:
+        """Free the cycles and heap pages earlier tests left; the number of unreachable objects found."""
+        return heap.free_unused_memory()
 
     def op_seed(self, request: dict) -> None:
         seed = int(request["seed"])
