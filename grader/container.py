@@ -154,6 +154,94 @@ def oom_kills(root: Path = CGROUP_ROOT, proc_cgroup: str | None = None) -> int:
     return total
 
 
+@dataclass(frozen=True)
+class MemoryPressure:
+    """Counters of how hard the grading's control group has pressed on its memory limit.
+
+    Compare two readings (``later.since(earlier)``) to learn what happened in between.
+
+    Attributes:
+        limit_hits: times an allocation found the group at its limit and had to reclaim first
+            (cgroup v1 ``memory.failcnt`` + ``memory.memsw.failcnt``, v2 ``memory.events`` ``max``; summed
+            over the chain).
+            Some kernels never count them in v1 (seen on this project's VM): ``usage`` tells instead.
+        stall_s: seconds in which some task waited for memory (pressure stall information: the
+            group's ``memory.pressure`` on v2, the machine's ``/proc/pressure/memory`` on v1), or None.
+        usage: bytes the group with the smallest limit uses now, page cache included (v1
+            ``memory.usage_in_bytes``, v2 ``memory.current``), or None.
+    """
+
+    limit_hits: int
+    stall_s: float | None
+    usage: int | None = None
+
+    def since(self, earlier: MemoryPressure) -> MemoryPressure:
+        """What happened between ``earlier`` and this reading (``usage``: this reading's)."""
+        stall = None
+        if self.stall_s is not None and earlier.stall_s is not None:
+            stall = max(0.0, self.stall_s - earlier.stall_s)
+        return MemoryPressure(max(0, self.limit_hits - earlier.limit_hits), stall, self.usage)
+
+
+def _stall_seconds(path: Path) -> float | None:
+    try:
+        for line in path.read_text().splitlines():
+            if line.startswith("some "):
+                return int(line.rsplit("total=", 1)[1]) / 1e6
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def memory_pressure(root: Path = CGROUP_ROOT, proc_cgroup: str | None = None) -> MemoryPressure:
+    """How often this process's control group has hit its memory limit, and how long tasks waited for memory."""
+    memory, _cpu, _path, v2 = _groups(root, proc_cgroup)
+    hits = 0
+    usage, smallest = None, None
+    for folder in memory:
+        limit = _read_int(folder / ("memory.max" if v2 else "memory.limit_in_bytes"))
+        if limit is not None and limit < UNLIMITED and (smallest is None or limit < smallest):
+            smallest, usage = limit, _read_int(folder / ("memory.current" if v2 else "memory.usage_in_bytes"))
+        if v2:
+            hits += _counter(folder / "memory.events", "max") or 0
+        else:  # with swap accounting, a charge can fail on the memory+swap counter instead
+            hits += (_read_int(folder / "memory.failcnt") or 0) + (_read_int(folder / "memory.memsw.failcnt") or 0)
+    stall = _stall_seconds(memory[0] / "memory.pressure") if (v2 and memory) else None
+    if stall is None:
+        stall = _stall_seconds(Path("/proc/pressure/memory"))
+    return MemoryPressure(hits, stall, usage)
+
+
+#: A timed-out test that spent this share of its time limit waiting for memory, in a container below the
+#: assignment's measured need, timed out because of the container (it was reclaiming and re-reading pages).
+STALL_SHARE = 0.2
+#: A group using this share of its limit is at its limit (the kernel reclaims to stay under it).
+AT_LIMIT_SHARE = 0.95
+
+
+def short_of_memory_message(limits: ContainerLimits, need: int | None, pressure: MemoryPressure,
+                            timeout: float) -> str | None:
+    """What a timed-out test adds when the container was at its memory limit meanwhile; None when it was not.
+
+    Args:
+        limits: the container's limits (``read_limits``).
+        need: the assignment's measured memory (bytes), or None.
+        pressure: what happened during the test (``memory_pressure().since(mark)``).
+        timeout: the time limit that was crossed (s).
+    """
+    at_limit = pressure.limit_hits > 0 or (
+        pressure.usage is not None and limits.memory_limit is not None
+        and pressure.usage >= AT_LIMIT_SHARE * limits.memory_limit)
+    if not limits.below(need) or not at_limit:
+        return None
+    if pressure.stall_s is not None and pressure.stall_s < STALL_SHARE * timeout:
+        return None
+    waited = f", {pressure.stall_s:.0f} s of it waiting for memory" if pressure.stall_s is not None else ""
+    return (f"The grading machine was at its memory limit ({format_size(limits.memory_limit)}) while this test ran"
+            f"{waited}; this assignment needs {format_size(need)}. This is not about your code: course staff must "
+            "raise the memory in Gradescope's Autograder Settings and regrade.")
+
+
 def too_small_note(limits: ContainerLimits, need: int | None, assignment: str) -> str | None:
     """The warning for a container below ``need`` bytes (an assignment's measured size), or None."""
     if not limits.below(need):

@@ -1086,6 +1086,7 @@ def student(request: pytest.FixtureRequest) -> Iterator[Any]:
     conn.call_timeout = float(timeout) if timeout else manifest.grading.call_timeout
     # Each test starts from what the earlier ones left freed (their cycles collected, the heap trimmed), so
     # that the worker's memory does not grow test by test against the container's limit.
+    conn.start_test()
     conn.request("collect", label="starting your code")
     conn.request("seed", seed=zlib.crc32(request.node.nodeid.encode()), label="starting your code")
     try:

@@ -101,3 +101,71 @@ def test_a_correct_submission_in_a_too_small_container_names_the_container(tmp_p
         assert "did it call sys.exit" not in text, test
         assert "Your code's process was killed" not in text, test
         assert "Your code used more than" not in text, test
+
+
+def test_memory_pressure_counts_limit_hits_along_the_chain_and_stalls(tmp_path):
+    text = _v1_tree(tmp_path, {"/": 9223372036854771712, "/a": 2 * 2**30, "/a/b": 768 * 2**20})
+    (tmp_path / "memory" / "a" / "b" / "memory.failcnt").write_text("40\n")
+    (tmp_path / "memory" / "a" / "memory.failcnt").write_text("2\n")
+    (tmp_path / "memory" / "a" / "b" / "memory.usage_in_bytes").write_text(f"{700 * 2**20}\n")
+    pressure = container.memory_pressure(tmp_path, text)
+    assert pressure.limit_hits == 42 and pressure.usage == 700 * 2**20  # the usage of the smallest limit's group
+    group = tmp_path / "v2" / "box"
+    group.mkdir(parents=True)
+    (group / "memory.events").write_text("low 0\nhigh 0\nmax 7\noom 0\noom_kill 0\n")
+    (group / "memory.pressure").write_text("some avg10=0.00 avg60=0.00 avg300=0.00 total=2500000\n"
+                                           "full avg10=0.00 avg60=0.00 avg300=0.00 total=1000000\n")
+    pressure = container.memory_pressure(tmp_path / "v2", "0::/box\n")
+    assert pressure == container.MemoryPressure(7, 2.5, None)
+    later = container.MemoryPressure(19, 4.0, 10)
+    assert later.since(pressure) == container.MemoryPressure(12, 1.5, 10)
+    assert later.since(container.MemoryPressure(0, None)).stall_s is None
+
+
+def test_a_timeout_is_the_containers_only_when_it_was_at_its_limit_and_below_the_need():
+    small, big = container.ContainerLimits(768 * 2**20, 0.5, "/"), container.ContainerLimits(8 * 2**30, 2, "/")
+    need = int(1.5 * 2**30)
+    thrashing = container.MemoryPressure(limit_hits=5000, stall_s=40.0)
+    message = container.short_of_memory_message(small, need, thrashing, timeout=60)
+    assert "768 MB" in message and "1.5 GB" in message and "40 s" in message and "not about your code" in message
+    assert container.short_of_memory_message(big, need, thrashing, timeout=60) is None  # big enough: the student's
+    assert container.short_of_memory_message(small, need, container.MemoryPressure(0, 40.0), 60) is None
+    assert container.short_of_memory_message(small, need, container.MemoryPressure(5000, 3.0), 60) is None
+    assert container.short_of_memory_message(small, need, container.MemoryPressure(5000, None), 60) is not None
+    # A kernel that never counts limit hits in v1: a group at its limit now tells the same.
+    full = container.MemoryPressure(0, 40.0, usage=767 * 2**20)
+    assert container.short_of_memory_message(small, need, full, 60) is not None
+    roomy = container.MemoryPressure(0, 40.0, usage=500 * 2**20)
+    assert container.short_of_memory_message(small, need, roomy, 60) is None
+
+
+def test_a_call_that_times_out_while_the_container_thrashes_names_the_container(tmp_path, monkeypatch):
+    """The sandbox's timeout reads the container's pressure since the test started (start_test)."""
+    from grader.sandbox.client import StudentCrash
+    from grader.sandbox.process import ProcessConnection, SandboxSettings, default_protected, default_run_as
+
+    (tmp_path / "slow.py").write_text("import time\ndef wait(s):\n    time.sleep(s)\n")
+    os.chmod(tmp_path, 0o755)
+    os.chmod(tmp_path / "slow.py", 0o644)
+    settings = SandboxSettings(memory_limit=2**31, protected=default_protected(), run_as=default_run_as(),
+                               container_need=int(1.5 * 2**30))
+    readings = [container.MemoryPressure(10, 1.0), container.MemoryPressure(900, 2.5)]
+    monkeypatch.setattr(container, "memory_pressure", lambda: readings.pop(0) if len(readings) > 1 else readings[0])
+    monkeypatch.setattr(container, "read_limits", lambda: container.ContainerLimits(768 * 2**20, 0.5, "/"))
+    conn = ProcessConnection(str(tmp_path), ["slow"], settings)
+    try:
+        slow = conn.import_module("slow")
+        conn.call_timeout = 2
+        conn.start_test()
+        with pytest.raises(StudentCrash) as crash:
+            slow.wait(30)
+        assert crash.value.reason == "container_memory"
+        assert "time limit of 2 s" in str(crash.value) and "at its memory limit (768 MB)" in str(crash.value)
+        conn.tripped = None
+        conn.start_test()  # a calm test: the same timeout is the student's
+        monkeypatch.setattr(container, "memory_pressure", lambda: container.MemoryPressure(900, 2.5))
+        with pytest.raises(StudentCrash) as crash:
+            conn.import_module("slow").wait(30)
+        assert crash.value.reason == "timeout" and "memory" not in str(crash.value)
+    finally:
+        conn.close()

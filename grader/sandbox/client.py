@@ -128,6 +128,9 @@ class Connection:
     def _ensure_worker(self) -> None:
         """Start (or restart) the worker before a request is encoded; subclasses override."""
 
+    def start_test(self) -> None:
+        """Note what a test's diagnosis compares with (the container's memory pressure); subclasses override."""
+
     def end_test(self) -> str:
         """Clean up after one test (stop stray processes); returns a note for the student, or ''."""
         return ""

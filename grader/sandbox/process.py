@@ -218,6 +218,7 @@ class ProcessConnection(Connection):
         self.defences: dict = {}
         self.starts = 0
         self._oom_mark: int | None = None  # the machine's OOM-kill count when the worker started
+        self._pressure_mark: container.MemoryPressure | None = None  # the container's memory pressure at test start
         self._req_w = self._resp_r = self._out_r = -1
         self._output = bytearray()
         self._output_dropped = 0
@@ -370,6 +371,17 @@ class ProcessConnection(Connection):
             remove_files_of(identity.uid)
 
     # -- requests -------------------------------------------------------------
+    def start_test(self) -> None:
+        """Note the container's memory pressure, so that a timeout can tell a machine at its limit apart."""
+        self._pressure_mark = container.memory_pressure()
+
+    def _short_of_memory(self, timeout: float) -> str | None:
+        if self._pressure_mark is None:
+            return None
+        pressure = container.memory_pressure().since(self._pressure_mark)
+        return container.short_of_memory_message(container.read_limits(), self.settings.container_need, pressure,
+                                                 timeout)
+
     def end_test(self) -> str:
         """Stop every process the student's code left running; returns a note for the student, or ''.
 
@@ -449,9 +461,11 @@ class ProcessConnection(Connection):
             if remaining <= 0:
                 self._kill()
                 text = self._take_output()
-                raise _with_output(StudentCrash(
-                    "timeout", f"Your code ran past the time limit of {timeout:g} s in {label or 'a call'}; "
-                               "it was stopped.", label), text)
+                message = f"Your code ran past the time limit of {timeout:g} s in {label or 'a call'}; it was stopped."
+                short = self._short_of_memory(timeout)
+                if short:
+                    raise _with_output(StudentCrash("container_memory", f"{message} {short}", label), text)
+                raise _with_output(StudentCrash("timeout", message, label), text)
             readers = [self._resp_r] + ([self._out_r] if out_open else [])
             writers = [self._req_w] if outgoing else []
             try:
