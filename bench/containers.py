@@ -8,6 +8,10 @@ reference`` runs as Gradescope's ``run_autograder`` would. A row gives the score
 assignment's points, the wall time, the group's peak memory (page cache included, as the
 container's limit counts it), how many processes the out-of-memory killer took, and whether the
 results name the container as the cause when points were lost. Needs root.
+
+Before each grading the machine's page cache is dropped (``/proc/sys/vm/drop_caches``; ``--keep-caches``
+skips it): a page is charged to the group that first reads it, so libraries cached by an earlier run
+would otherwise not count against the limit, where a fresh container pays for every page of torch it maps.
 """
 
 from __future__ import annotations
@@ -39,9 +43,19 @@ def parse_sizes(text: str) -> list[tuple[str, int, float]]:
     return sizes
 
 
-def grade_in_container(assignment: str, memory: int, cpus: float, timeout: float = 1800) -> dict:
+def drop_page_cache() -> None:
+    """Write back and drop the machine's clean page cache (root), so that the next run reads every file anew."""
+    subprocess.run(["sync"], check=False)
+    Path("/proc/sys/vm/drop_caches").write_text("3\n")
+
+
+def grade_in_container(assignment: str, memory: int, cpus: float, timeout: float = 1800,
+                       drop_caches: bool = True) -> dict:
     """Grade ``assignment``'s reference in a container of ``memory`` bytes and ``cpus`` CPUs."""
     from grader.container import SizedContainer
+
+    if drop_caches:
+        drop_page_cache()
 
     with tempfile.TemporaryDirectory(prefix="cvgrade-bench-containers-") as folder:
         out = Path(folder) / "results.json"
@@ -66,7 +80,8 @@ def grade_in_container(assignment: str, memory: int, cpus: float, timeout: float
     texts = [str(results.get("output", ""))] + [str(t.get("output", "")) for t in tests if t.get("score", 0) <
                                                  t.get("max_score", 0)]
     named = any("grading machine ran out of memory" in t or "This grading machine has" in t for t in texts)
-    blamed = any("did it call sys.exit" in t or "Your code's process was killed" in t for t in texts)
+    blamed = any("did it call sys.exit" in t or "Your code's process was killed" in t
+                 or ("ran past the time limit" in t and "not about your code" not in t) for t in texts)
     lost = [f"{t.get('name', '?')}: {str(t.get('output', '')).strip().splitlines()[:1]}" for t in tests
             if float(t.get("score", 0)) < float(t.get("max_score", 0))]
     return {"lost": lost, "score": score, "points": points, "wall_s": wall, "peak_mb": (peak or 0) / 2**20, "oom_kills": kills,
@@ -80,14 +95,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default=DEFAULT_SIZES, help=f"MEMORY/CPUS,... (default {DEFAULT_SIZES})")
     parser.add_argument("--assignments", default="", help="comma-separated (default: all)")
     parser.add_argument("--out", default=None, help="JSON path (default bench/results/containers.json)")
+    parser.add_argument("--keep-caches", action="store_true",
+                        help="do not drop the page cache before each grading (pages cached earlier go uncounted)")
     args = parser.parse_args(argv)
     names = [a for a in args.assignments.split(",") if a] or sorted(manifests.discover())
     rows = []
     for assignment in names:
         for label, memory, cpus in parse_sizes(args.sizes):
             load = os.getloadavg()[0]
-            row = {"assignment": assignment, "container": label, **grade_in_container(assignment, memory, cpus),
-                   "load_before": round(load, 2)}
+            row = {"assignment": assignment, "container": label,
+                   **grade_in_container(assignment, memory, cpus, drop_caches=not args.keep_caches),
+                   "load_before": round(load, 2), "page_cache_dropped": not args.keep_caches}
             row["result"] = f"{row['score']:g} / {row['points']:g}"
             rows.append(row)
             print(f"{assignment} in {label}: {row['result']} in {row['wall_s']:.0f} s, peak {row['peak_mb']:.0f} MB, "
