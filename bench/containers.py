@@ -6,7 +6,8 @@ Each size is a cgroup v1 child of this process's own group (``grader.container.S
 a memory limit with no swap and a CFS CPU quota), in which ``cvgrade grade <assignment>
 reference`` runs as Gradescope's ``run_autograder`` would. A row gives the score against the
 assignment's points, the wall time, the group's peak memory (page cache included, as the
-container's limit counts it), how many processes the out-of-memory killer took, and whether the
+container's limit counts it: reclaimable, so a peak at the limit alone is no failure), the peak of
+its anonymous memory (sampled every 0.1 s: what cannot be reclaimed without swap), how many processes the out-of-memory killer took, and whether the
 results name the container as the cause when points were lost. Needs root.
 
 Before each grading the machine's page cache is dropped (``/proc/sys/vm/drop_caches``; ``--keep-caches``
@@ -62,12 +63,15 @@ def grade_in_container(assignment: str, memory: int, cpus: float, timeout: float
         command = [sys.executable, "-m", "grader.cli", "grade", assignment, "reference", "--out", str(out), "-q"]
         with SizedContainer(memory, cpus) as box:
             start = time.perf_counter()
-            try:
-                proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                                      preexec_fn=box.enter)
-                returncode = proc.returncode
-            except subprocess.TimeoutExpired:
-                returncode = None
+            proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    preexec_fn=box.enter)
+            anonymous_peak = 0
+            while proc.poll() is None and time.perf_counter() - start < timeout:
+                anonymous_peak = max(anonymous_peak, box.anonymous_memory() or 0)
+                time.sleep(0.1)
+            if proc.poll() is None:
+                proc.kill()
+            returncode = proc.wait()
             wall = time.perf_counter() - start
             peak, kills = box.peak_memory(), box.oom_kills()
         try:
@@ -84,7 +88,8 @@ def grade_in_container(assignment: str, memory: int, cpus: float, timeout: float
                  or ("ran past the time limit" in t and "not about your code" not in t) for t in texts)
     lost = [f"{t.get('name', '?')}: {str(t.get('output', '')).strip().splitlines()[:1]}" for t in tests
             if float(t.get("score", 0)) < float(t.get("max_score", 0))]
-    return {"lost": lost, "score": score, "points": points, "wall_s": wall, "peak_mb": (peak or 0) / 2**20, "oom_kills": kills,
+    return {"lost": lost, "score": score, "points": points, "wall_s": wall, "peak_mb": (peak or 0) / 2**20,
+            "anonymous_peak_mb": anonymous_peak / 2**20, "oom_kills": kills,
             "returncode": returncode, "container_named": named, "student_blamed": blamed}
 
 
@@ -108,9 +113,10 @@ def main(argv: list[str] | None = None) -> int:
                    "load_before": round(load, 2), "page_cache_dropped": not args.keep_caches}
             row["result"] = f"{row['score']:g} / {row['points']:g}"
             rows.append(row)
-            print(f"{assignment} in {label}: {row['result']} in {row['wall_s']:.0f} s, peak {row['peak_mb']:.0f} MB, "
+            print(f"{assignment} in {label}: {row['result']} in {row['wall_s']:.0f} s, peak {row['peak_mb']:.0f} MB "
+                  f"(anonymous {row['anonymous_peak_mb']:.0f} MB), "
                   f"{row['oom_kills']} OOM kills, container named: {row['container_named']}, load before {load:.1f}", flush=True)
-    columns = ["assignment", "container", "result", "wall_s", "peak_mb", "oom_kills", "container_named",
+    columns = ["assignment", "container", "result", "wall_s", "peak_mb", "anonymous_peak_mb", "oom_kills", "container_named",
                "student_blamed", "load_before"]
     print(table(rows, columns))
     path = save("containers", {"rows": rows, "machine_note": machine()}, args.out)

@@ -319,6 +319,10 @@ class SizedContainer:
         """Most memory the group used at once (bytes, page cache included)."""
         return _read_int(self.memory_dir / "memory.max_usage_in_bytes")
 
+    def anonymous_memory(self) -> int | None:
+        """Bytes of anonymous memory the group holds now (``memory.stat`` ``total_rss``: no page cache)."""
+        return _counter(self.memory_dir / "memory.stat", "total_rss")
+
     def oom_kills(self) -> int:
         """Processes of the group the out-of-memory killer killed."""
         return _counter(self.memory_dir / "memory.oom_control", "oom_kill") or 0
