@@ -134,7 +134,10 @@ def _credit(student, reference, fresh: bool) -> float:
 def test_a_tampered_request_server_wins_no_speed_credit(workers, attack):
     code = {"early_answer": EARLY_ANSWER, "slow_ping": SLOW_PING}[attack]
     reference = workers(HONEST_FAST)
-    assert _credit(workers(HONEST_FAST), reference, fresh=True) == 1.0  # the baseline earns full credit
+    honest = workers(HONEST_FAST)
+    # The baseline earns full credit; a round trip of microseconds is noisy on a loaded machine, so
+    # the honest worker gets three tries (the attack gets one).
+    assert any(_credit(honest, reference, fresh=True) == 1.0 for _ in range(3))
     assert _credit(workers(code), reference, fresh=True) == 0.0
 
 
