@@ -169,3 +169,35 @@ def test_a_call_that_times_out_while_the_container_thrashes_names_the_container(
         assert crash.value.reason == "timeout" and "memory" not in str(crash.value)
     finally:
         conn.close()
+
+
+def test_a_timeout_reads_the_container_before_the_kill_frees_the_workers_memory(tmp_path, monkeypatch):
+    """On kernels that never count v1 limit hits, only the usage tells a full container; the worker's own
+    pages are most of it, so a reading taken after the kill would find the container roomy."""
+    from grader.sandbox.client import StudentCrash
+    from grader.sandbox.process import ProcessConnection, SandboxSettings, default_protected, default_run_as
+
+    (tmp_path / "slow.py").write_text("import time\ndef wait(s):\n    time.sleep(s)\n")
+    os.chmod(tmp_path, 0o755)
+    os.chmod(tmp_path / "slow.py", 0o644)
+    settings = SandboxSettings(memory_limit=2**31, protected=default_protected(), run_as=default_run_as(),
+                               container_need=int(1.5 * 2**30))
+    conn = ProcessConnection(str(tmp_path), ["slow"], settings)
+    limit = 768 * 2**20
+    stall = iter(range(0, 10**6, 30))  # 30 s of stall between any two readings
+
+    def reading():
+        alive = conn.proc is not None and conn.proc.poll() is None
+        return container.MemoryPressure(0, float(next(stall)), int(0.99 * limit) if alive else 100 * 2**20)
+
+    monkeypatch.setattr(container, "memory_pressure", reading)
+    monkeypatch.setattr(container, "read_limits", lambda: container.ContainerLimits(limit, 0.5, "/"))
+    try:
+        slow = conn.import_module("slow")
+        conn.call_timeout = 2
+        conn.start_test()
+        with pytest.raises(StudentCrash) as crash:
+            slow.wait(30)
+        assert crash.value.reason == "container_memory", str(crash.value)
+    finally:
+        conn.close()

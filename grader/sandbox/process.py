@@ -459,10 +459,11 @@ class ProcessConnection(Connection):
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                # Read the container before the kill: the worker's memory, freed, would hide a full container.
+                short = self._short_of_memory(timeout)
                 self._kill()
                 text = self._take_output()
                 message = f"Your code ran past the time limit of {timeout:g} s in {label or 'a call'}; it was stopped."
-                short = self._short_of_memory(timeout)
                 if short:
                     raise _with_output(StudentCrash("container_memory", f"{message} {short}", label), text)
                 raise _with_output(StudentCrash("timeout", message, label), text)
