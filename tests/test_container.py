@@ -139,9 +139,8 @@ def test_a_timeout_is_the_containers_only_when_it_was_at_its_limit_and_below_the
     assert container.short_of_memory_message(small, need, roomy, 60) is None
 
 
-def test_a_call_that_times_out_while_the_container_thrashes_names_the_container(tmp_path, monkeypatch):
-    """The sandbox's timeout reads the container's pressure since the test started (start_test)."""
-    from grader.sandbox.client import StudentCrash
+def _slow_connection(tmp_path: Path):
+    """A sandbox over a module whose wait(s) sleeps, in a grading that needs 1.5 GB."""
     from grader.sandbox.process import ProcessConnection, SandboxSettings, default_protected, default_run_as
 
     (tmp_path / "slow.py").write_text("import time\ndef wait(s):\n    time.sleep(s)\n")
@@ -149,10 +148,17 @@ def test_a_call_that_times_out_while_the_container_thrashes_names_the_container(
     os.chmod(tmp_path / "slow.py", 0o644)
     settings = SandboxSettings(memory_limit=2**31, protected=default_protected(), run_as=default_run_as(),
                                container_need=int(1.5 * 2**30))
+    return ProcessConnection(str(tmp_path), ["slow"], settings)
+
+
+def test_a_call_that_times_out_while_the_container_thrashes_names_the_container(tmp_path, monkeypatch):
+    """The sandbox's timeout reads the container's pressure since the test started (start_test)."""
+    from grader.sandbox.client import StudentCrash
+
     readings = [container.MemoryPressure(10, 1.0), container.MemoryPressure(900, 2.5)]
     monkeypatch.setattr(container, "memory_pressure", lambda: readings.pop(0) if len(readings) > 1 else readings[0])
     monkeypatch.setattr(container, "read_limits", lambda: container.ContainerLimits(768 * 2**20, 0.5, "/"))
-    conn = ProcessConnection(str(tmp_path), ["slow"], settings)
+    conn = _slow_connection(tmp_path)
     try:
         slow = conn.import_module("slow")
         conn.call_timeout = 2
@@ -175,14 +181,8 @@ def test_a_timeout_reads_the_container_before_the_kill_frees_the_workers_memory(
     """On kernels that never count v1 limit hits, only the usage tells a full container; the worker's own
     pages are most of it, so a reading taken after the kill would find the container roomy."""
     from grader.sandbox.client import StudentCrash
-    from grader.sandbox.process import ProcessConnection, SandboxSettings, default_protected, default_run_as
 
-    (tmp_path / "slow.py").write_text("import time\ndef wait(s):\n    time.sleep(s)\n")
-    os.chmod(tmp_path, 0o755)
-    os.chmod(tmp_path / "slow.py", 0o644)
-    settings = SandboxSettings(memory_limit=2**31, protected=default_protected(), run_as=default_run_as(),
-                               container_need=int(1.5 * 2**30))
-    conn = ProcessConnection(str(tmp_path), ["slow"], settings)
+    conn = _slow_connection(tmp_path)
     limit = 768 * 2**20
     stall = iter(range(0, 10**6, 30))  # 30 s of stall between any two readings
 
