@@ -214,7 +214,9 @@ def memory_pressure(root: Path = CGROUP_ROOT, proc_cgroup: str | None = None) ->
 
 #: A timed-out test that spent this share of its time limit waiting for memory, in a container below the
 #: assignment's measured need, timed out because of the container (it was reclaiming and re-reading pages).
-STALL_SHARE = 0.2
+#: byol_pretraining's reference at 768 MB / 0.5 vCPU timed out in pretrain after 12 s of 60 waiting: a tenth
+#: leaves room below that, and a container at or above the need is never blamed whatever the stall.
+STALL_SHARE = 0.1
 #: A group using this share of its limit is at its limit (the kernel reclaims to stay under it).
 AT_LIMIT_SHARE = 0.95
 
