@@ -73,6 +73,43 @@ def test_tensors_arrays_and_views():
     assert got["scalar"] == 2.5
 
 
+@pytest.mark.parametrize("dtype", sorted(protocol.RAW_DTYPES))
+def test_every_raw_dtype_roundtrips_with_its_shape_and_owns_its_memory(dtype):
+    dtype = getattr(torch, dtype)
+    source = (torch.randn(3, 4, 5, generator=torch.Generator().manual_seed(0)) * 50).to(dtype)
+    values = {"full": source, "scalar": source[0, 0, 0].clone(), "empty": source[:, :0], "strided": source[:, ::2],
+              "conj": source.conj() if source.is_complex() else source, "neg": -source if dtype != torch.bool else source}
+    frame = bytearray(pack({"v": values}, Registry().to_handle))  # writable, as the worker reads it
+    got = unpack(frame, Registry().from_handle)["v"]
+    for key, value in values.items():
+        assert got[key].dtype == dtype and got[key].shape == value.shape, key
+        assert torch.equal(got[key], value.resolve_conj().resolve_neg()), key
+    got["full"].zero_()  # not a view of the frame: decoded again, the frame still holds the source
+    assert torch.equal(unpack(frame, Registry().from_handle)["v"]["full"], source)
+
+
+def test_a_raw_bool_tensor_holds_only_true_and_false():
+    got = unpack(_frame({"$": "tensor", "blob": 0, "dtype": "bool", "shape": [3]}, [b"\x00\x02\xff"]), lambda h: h)
+    assert got.tolist() == [False, True, True] and got.view(torch.uint8).tolist() == [0, 1, 1]
+
+
+def test_pack_parts_sends_a_tensor_without_copying_it():
+    tensor = torch.arange(1000.0)
+    parts = protocol.pack_parts({"v": tensor}, Registry().to_handle)
+    (blob,) = [part for part in parts if isinstance(part, memoryview)]
+    tensor[0] = 7.0  # the attachment is the tensor's own memory
+    assert np.frombuffer(blob, dtype=np.float32)[0] == 7.0
+    assert b"".join(parts) == pack({"v": tensor}, Registry().to_handle)
+
+
+def test_write_frame_writes_the_pieces_and_lets_them_go():
+    parts = protocol.pack_parts({"v": torch.ones(4)}, Registry().to_handle)
+    whole = b"".join(parts)
+    written = []
+    protocol.write_frame(written.append, parts)
+    assert parts == [] and b"".join(written) == protocol._OUTER.pack(len(whole)) + whole
+
+
 def test_objects_that_are_not_plain_data_become_handles():
     class LyingList(list):
         def __eq__(self, other):
@@ -118,6 +155,12 @@ class Evil:
     (_frame({"$": "dict", "v": [[[1], 2]]}), "unhashable dict key"),
     (_frame({"$": "float", "v": "1e400"}), "bad float"),
     (_frame({"x": 1}) + b"trailing", "trailing bytes"),
+    (_frame({"$": "tensor", "blob": 0, "dtype": "object", "shape": [1]}, [b"x"]), "unknown tensor dtype"),
+    (_frame({"$": "tensor", "blob": 0, "dtype": "float32", "shape": [-1]}, [b""]), "bad tensor shape"),
+    (_frame({"$": "tensor", "blob": 0, "dtype": "float32", "shape": [True]}, [b"xxxx"]), "bad tensor shape"),
+    (_frame({"$": "tensor", "blob": 0, "dtype": "float32", "shape": [1] * 65}, [b"xxxx"]), "bad tensor shape"),
+    (_frame({"$": "tensor", "blob": 0, "dtype": "float32", "shape": [2]}, [b"xxxx"]), "needs 8 bytes, got 4"),
+    (_frame({"$": "tensor", "blob": 0, "dtype": "int64", "shape": [2**40, 2**40]}, [b""]), "needs"),
 ])
 def test_decoder_rejects_malformed_frames(frame, message):
     with pytest.raises(ProtocolError, match=message):

@@ -119,7 +119,7 @@ class Connection:
         self.tripped: StudentCrash | None = None
 
     # -- transport -----------------------------------------------------------
-    def _roundtrip(self, frame: bytes, timeout: float | None, label: str) -> tuple[bytes, str]:
+    def _roundtrip(self, frame: list[bytes], timeout: float | None, label: str) -> tuple[bytes | memoryview, str]:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -161,7 +161,7 @@ class Connection:
             message = {"op": op, **fields}
             if self._pending_release:
                 message["release"], self._pending_release = self._pending_release, []
-            frame = protocol.pack(message, self._encode_handle)
+            frame = protocol.pack_parts(message, self._encode_handle)  # sent piece by piece, then let go
             generation = self.generation
             try:
                 reply_frame, output = self._roundtrip(frame, self.call_timeout if timeout is None else timeout, label)
@@ -385,5 +385,5 @@ class LoopbackConnection(Connection):
         self.server = WorkerServer(directory, modules, isolated=False, capture_output=capture_output,
                                    definitions_only=definitions_only, definitions_on_error=definitions_on_error)
 
-    def _roundtrip(self, frame: bytes, timeout: float | None, label: str) -> tuple[bytes, str]:
-        return self.server.handle(frame), ""
+    def _roundtrip(self, frame: list[bytes], timeout: float | None, label: str) -> tuple[bytes | memoryview, str]:
+        return self.server.handle(b"".join(frame)), ""

@@ -443,16 +443,23 @@ class ProcessConnection(Connection):
                 self._kill()
             self._start()
 
-    def _roundtrip(self, frame: bytes, timeout: float | None, label: str) -> tuple[bytes, str]:
+    def _roundtrip(self, frame: list[bytes], timeout: float | None, label: str) -> tuple[bytes | memoryview, str]:
         return self._exchange(frame, timeout, label)
 
     def _on_protocol_violation(self) -> None:
         self._kill()
 
-    def _exchange(self, frame: bytes | None, timeout: float | None, label: str) -> tuple[bytes, str]:
-        """Send a frame (None: just wait for one) and read the reply, draining output meanwhile."""
+    def _exchange(self, frame: list[bytes] | None, timeout: float | None,
+                  label: str) -> tuple[bytes | memoryview, str]:
+        """Send a frame (``protocol.pack_parts``' pieces, emptied as they go; None: just wait for one) and read
+        the reply, draining output meanwhile."""
         deadline = time.monotonic() + (timeout if timeout else 1e9)
-        outgoing = memoryview(b"" if frame is None else (len(frame).to_bytes(8, "little") + frame))
+        # The prefix goes first, then the pieces one by one: joined, a large frame would be copied once more,
+        # and each piece is let go once sent.
+        parts = [] if frame is None else [sum(len(part) for part in frame).to_bytes(8, "little"), *frame]
+        if frame is not None:
+            frame.clear()
+        outgoing = memoryview(parts.pop(0)) if parts else memoryview(b"")
         reply = bytearray()
         needed: int | None = None
         out_open = True
@@ -477,8 +484,10 @@ class ProcessConnection(Connection):
                 try:
                     sent = os.write(self._req_w, outgoing[: 1 << 20])
                     outgoing = outgoing[sent:]
+                    if not outgoing and parts:
+                        outgoing = memoryview(parts.pop(0))
                 except BrokenPipeError:
-                    outgoing = memoryview(b"")
+                    outgoing, parts = memoryview(b""), []
             if out_open and self._out_r in readable:
                 out_open = self._drain_output()
             if self._resp_r in readable:
@@ -513,7 +522,7 @@ class ProcessConnection(Connection):
                 raise self._death(label)
         while out_open and self._drain_output():
             pass
-        return bytes(reply[protocol.OUTER_PREFIX:]), self._take_output()
+        return memoryview(reply)[protocol.OUTER_PREFIX:], self._take_output()  # a view: not copied
 
     def _drain_output(self) -> bool:
         """Read what the worker printed; False once the pipe is closed or empty."""

@@ -5,14 +5,16 @@ JSON document plus binary attachments (tensors, arrays, bytes)::
 
     b"CVG1" | u32 json length | u32 attachment count | JSON | (u64 length | bytes)*
 
-Tensors travel as ``torch.save`` bytes and are read with
-``torch.load(weights_only=True)``; numpy arrays as ``.npy`` bytes read with
+Tensors of the common dtypes (``RAW_DTYPES``) travel as their raw bytes, with dtype and shape
+in the JSON, checked against the attachment's length; others as ``torch.save`` bytes read with
+``torch.load(weights_only=True)``. Numpy arrays travel as ``.npy`` bytes read with
 ``allow_pickle=False``. Everything else is JSON with tagged objects::
 
     {"$": "tuple", "v": [...]}                 tuple (and torch.Size)
     {"$": "dict", "v": [[key, value], ...]}    dict, any encodable keys, order kept
     {"$": "float", "v": "nan" | "inf" | "-inf"}
-    {"$": "tensor", "blob": i, "device": "cpu", "requires_grad": false}
+    {"$": "tensor", "blob": i, "dtype": "float32", "shape": [2, 3], "device": "cpu", "requires_grad": false}
+    {"$": "tensor", "blob": i, "device": "cpu", "requires_grad": false}   (torch.save bytes)
     {"$": "ndarray", "blob": i}  {"$": "npscalar", "blob": i}  {"$": "bytes", "blob": i}
     {"$": "dtype", "v": "float32"}   {"$": "device", "v": "cuda:0"}
     {"$": "slice", "v": [start, stop, step]}   {"$": "ellipsis"}   {"$": "complex", "v": [re, im]}
@@ -43,6 +45,11 @@ MAX_JSON_BYTES = 64 * 2**20
 MAX_ATTACHMENTS = 1_000_000
 MAX_MESSAGE_BYTES = 4 * 2**30
 MAX_DEPTH = 200
+MAX_DIMS = 64
+#: Tensors of these dtypes travel as their raw bytes (C order) with dtype and shape in the JSON; any other
+#: (quantized, float8, ...) as ``torch.save`` bytes.
+RAW_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64", "complex64", "complex128",
+                        "uint8", "int8", "int16", "int32", "int64", "bool"})
 
 
 class ProtocolError(Exception):
@@ -95,9 +102,9 @@ class Encoder:
 
     def __init__(self, to_handle: Callable[[Any], Handle]):
         self.to_handle = to_handle
-        self.blobs: list[bytes] = []
+        self.blobs: list[bytes | memoryview] = []
 
-    def _blob(self, data: bytes) -> int:
+    def _blob(self, data: bytes | memoryview) -> int:
         self.blobs.append(data)
         return len(self.blobs) - 1
 
@@ -181,6 +188,13 @@ class Encoder:
         # A view saves its whole storage; copy so that only the visible part travels.
         if plain.untyped_storage().nbytes() != plain.numel() * plain.element_size() or not plain.is_contiguous():
             plain = plain.contiguous().clone()
+        name = str(plain.dtype).removeprefix("torch.")
+        if name in RAW_DTYPES:
+            # Raw bytes, a view of the tensor's own memory: a state dict is not copied to be sent.
+            plain = plain.resolve_conj().resolve_neg()
+            raw = memoryview(plain.reshape(-1).view(torch.uint8).numpy()).cast("B")
+            return {"$": "tensor", "blob": self._blob(raw), "dtype": name, "shape": list(plain.shape),
+                    "device": device, "requires_grad": requires_grad}
         buffer = io.BytesIO()
         torch.save(plain, buffer)
         return {"$": "tensor", "blob": self._blob(buffer.getvalue()), "device": device,
@@ -198,13 +212,13 @@ class Decoder:
             the tensor should land on; None keeps everything on the CPU.
     """
 
-    def __init__(self, blobs: list[bytes], from_handle: Callable[[Handle], Any],
+    def __init__(self, blobs: list[memoryview], from_handle: Callable[[Handle], Any],
                  tensor_device: Callable[[str], str] | None = None):
         self.blobs = blobs
         self.from_handle = from_handle
         self.tensor_device = tensor_device
 
-    def _blob(self, node: dict) -> bytes:
+    def _blob(self, node: dict) -> memoryview:
         index = node.get("blob")
         if type(index) is not int or not 0 <= index < len(self.blobs):
             raise ProtocolError(f"bad attachment index {index!r}")
@@ -251,7 +265,7 @@ class Decoder:
                 raise ProtocolError(f"unreadable array: {exc}") from None
             return array if tag == "ndarray" else array[()]
         if tag == "bytes":
-            return self._blob(node)
+            return bytes(self._blob(node))
         if tag == "dtype":
             import torch
 
@@ -300,15 +314,45 @@ class Decoder:
             raise ProtocolError(f"tag {node.get('$')!r} needs a list")
         return value
 
+    def _decode_raw_tensor(self, node: dict) -> Any:
+        import torch
+
+        name, shape = node.get("dtype"), node.get("shape")
+        if type(name) is not str or name not in RAW_DTYPES:
+            raise ProtocolError(f"unknown tensor dtype {name!r}")
+        if (type(shape) is not list or len(shape) > MAX_DIMS
+                or not all(type(size) is int and size >= 0 for size in shape)):
+            raise ProtocolError(f"bad tensor shape {shape!r}")
+        dtype = getattr(torch, name)
+        blob = self._blob(node)
+        numel = math.prod(shape)
+        itemsize = torch.empty((), dtype=dtype).element_size()
+        if numel * itemsize != len(blob):
+            raise ProtocolError(f"tensor of shape {shape} and dtype {name} needs {numel * itemsize} bytes, "
+                                f"got {len(blob)}")
+        if numel == 0:
+            return torch.empty(shape, dtype=dtype)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a read-only buffer: the tensor is cloned out of it at once
+            data = torch.frombuffer(blob, dtype=torch.uint8)
+        if dtype is torch.bool:  # any byte is a valid bool once compared
+            return (data != 0).reshape(shape)
+        # Copied as bytes first: the attachment sits at any offset of the frame, and a view of it as
+        # complex128 (say) would be misaligned; a fresh tensor is aligned.
+        return data.clone().view(dtype).reshape(shape)
+
     def _decode_tensor(self, node: dict) -> Any:
         import torch
 
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # hostile frames trigger torch's pickle-protocol warnings
-                tensor = torch.load(io.BytesIO(self._blob(node)), weights_only=True, map_location="cpu")
-        except Exception as exc:  # noqa: BLE001 - anything unreadable is a protocol error
-            raise ProtocolError(f"unreadable tensor: {type(exc).__name__}: {exc}") from None
+        if "dtype" in node:
+            tensor = self._decode_raw_tensor(node)
+        else:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # hostile frames trigger torch's pickle-protocol warnings
+                    tensor = torch.load(io.BytesIO(self._blob(node)), weights_only=True, map_location="cpu")
+            except Exception as exc:  # noqa: BLE001 - anything unreadable is a protocol error
+                raise ProtocolError(f"unreadable tensor: {type(exc).__name__}: {exc}") from None
         if not isinstance(tensor, torch.Tensor):
             raise ProtocolError(f"tensor attachment holds a {type(tensor).__name__}")
         if type(tensor) is not torch.Tensor:
@@ -325,8 +369,12 @@ class Decoder:
         return tensor
 
 
-def pack(message: Any, to_handle: Callable[[Any], Handle]) -> bytes:
-    """Encode a message (a dict) into one frame."""
+def pack_parts(message: Any, to_handle: Callable[[Any], Handle]) -> list[bytes]:
+    """Encode a message (a dict) into one frame, given as its pieces in order.
+
+    A sender writes them one after another (``write_frame``): a frame that carries a model's state dict
+    is then never joined into a second copy of its tensors.
+    """
     encoder = Encoder(to_handle)
     tree = encoder.encode(message)
     text = json.dumps(tree, allow_nan=False, separators=(",", ":")).encode("utf-8")
@@ -334,10 +382,15 @@ def pack(message: Any, to_handle: Callable[[Any], Handle]) -> bytes:
     for blob in encoder.blobs:
         parts.append(_BLOB_LEN.pack(len(blob)))
         parts.append(blob)
-    return b"".join(parts)
+    return parts
 
 
-def unpack(frame: bytes, from_handle: Callable[[Handle], Any],
+def pack(message: Any, to_handle: Callable[[Any], Handle]) -> bytes:
+    """Encode a message (a dict) into one frame."""
+    return b"".join(pack_parts(message, to_handle))
+
+
+def unpack(frame: bytes | bytearray | memoryview, from_handle: Callable[[Handle], Any],
            tensor_device: Callable[[str], str] | None = None) -> Any:
     """Decode one frame produced by ``pack``; strict about every byte."""
     json_part, blobs = split_frame(frame)
@@ -348,7 +401,8 @@ def unpack(frame: bytes, from_handle: Callable[[Handle], Any],
     return Decoder(blobs, from_handle, tensor_device).decode(tree)
 
 
-def split_frame(frame: bytes) -> tuple[bytes, list[bytes]]:
+def split_frame(frame: bytes | bytearray | memoryview) -> tuple[bytes, list[memoryview]]:
+    """The JSON part (a copy) and the attachments (views into ``frame``: a state dict is not held twice)."""
     if len(frame) < _HEADER.size:
         raise ProtocolError("frame too short")
     magic, json_len, count = _HEADER.unpack_from(frame, 0)
@@ -357,7 +411,8 @@ def split_frame(frame: bytes) -> tuple[bytes, list[bytes]]:
     if json_len > MAX_JSON_BYTES or count > MAX_ATTACHMENTS:
         raise ProtocolError("message too large")
     offset = _HEADER.size
-    json_part = frame[offset:offset + json_len]
+    view = memoryview(frame).cast("B")
+    json_part = bytes(view[offset:offset + json_len])
     if len(json_part) != json_len:
         raise ProtocolError("truncated frame")
     offset += json_len
@@ -369,7 +424,7 @@ def split_frame(frame: bytes) -> tuple[bytes, list[bytes]]:
         offset += _BLOB_LEN.size
         if offset + size > len(frame):
             raise ProtocolError("truncated frame")
-        blobs.append(frame[offset:offset + size])
+        blobs.append(view[offset:offset + size])
         offset += size
     if offset != len(frame):
         raise ProtocolError("trailing bytes after frame")
@@ -379,9 +434,16 @@ def split_frame(frame: bytes) -> tuple[bytes, list[bytes]]:
 _OUTER = struct.Struct("<Q")
 
 
-def write_frame(fd_write: Callable[[bytes], Any], frame: bytes) -> None:
-    """Write a frame to a stream with a u64 length prefix."""
-    fd_write(_OUTER.pack(len(frame)) + frame)
+def write_frame(fd_write: Callable[[bytes], Any], frame: bytes | list[bytes]) -> None:
+    """Write a frame (bytes, or ``pack_parts``' pieces) to a stream with a u64 length prefix.
+
+    The pieces are written one by one and the list is emptied as they go, so that the sender no longer
+    holds a large frame once it is sent.
+    """
+    parts = [frame] if isinstance(frame, (bytes, bytearray, memoryview)) else frame
+    fd_write(_OUTER.pack(sum(len(part) for part in parts)))
+    while parts:
+        fd_write(parts.pop(0))
 
 
 def outer_length(prefix: bytes) -> int:

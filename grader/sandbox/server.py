@@ -132,12 +132,22 @@ class WorkerServer:
     # -- requests ------------------------------------------------------------
     def handle(self, frame: bytes) -> bytes:
         """Answer one request frame with one reply frame; never raises."""
+        return b"".join(self.answer(self.parse(frame)))
+
+    def parse(self, frame: bytes | bytearray) -> dict | protocol.ProtocolError:
+        """Decode a request frame (``answer`` takes the result); the frame is not needed afterwards."""
         try:
             request = protocol.unpack(frame, self.lookup)
             if type(request) is not dict or type(request.get("op")) is not str:
                 raise protocol.ProtocolError("a request is a dict with an 'op'")
         except protocol.ProtocolError as exc:
-            return self._pack({"error": {"kind": "protocol", "type": "ProtocolError", "message": str(exc)}})
+            return exc
+        return request
+
+    def answer(self, request: dict | protocol.ProtocolError) -> list[bytes]:
+        """Run a parsed request (``parse``) and give its reply frame in pieces (``protocol.pack_parts``); never raises."""
+        if isinstance(request, protocol.ProtocolError):
+            return self._pack({"error": {"kind": "protocol", "type": "ProtocolError", "message": str(request)}})
         release = request.get("release")
         if type(release) is list:
             self.release(release)
@@ -154,15 +164,15 @@ class WorkerServer:
             reply["output"] = sink.getvalue()
         return self._pack(reply)
 
-    def _pack(self, reply: dict) -> bytes:
+    def _pack(self, reply: dict) -> list[bytes]:
         try:
-            return protocol.pack(reply, self.register)
+            return protocol.pack_parts(reply, self.register)
         except Exception as exc:  # noqa: BLE001 - e.g. a tensor that cannot be saved
             fallback = {"error": {"kind": "exception", "type": type(exc).__name__,
                                   "message": f"the value could not be sent back to the grader: {exc}"}}
             if "output" in reply:
                 fallback["output"] = reply["output"]
-            return protocol.pack(fallback, self.register)
+            return protocol.pack_parts(fallback, self.register)
 
     def _describe(self, exc: BaseException) -> dict:
         if isinstance(exc, ModuleImportError):

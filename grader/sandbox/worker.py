@@ -14,15 +14,17 @@ import os
 import sys
 
 
-def _read_exact(fd: int, size: int) -> bytes:
-    chunks = []
-    while size:
-        chunk = os.read(fd, min(size, 1 << 20))
-        if not chunk:
+def _read_exact(fd: int, size: int) -> bytearray:
+    """Read ``size`` bytes into one buffer (no chunks joined: a frame is held once)."""
+    data = bytearray(size)
+    view, offset = memoryview(data), 0
+    while offset < size:
+        got = os.readv(fd, [view[offset: offset + (1 << 20)]])
+        if not got:
             raise EOFError
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)
+        offset += got
+    view.release()
+    return data
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -73,7 +75,9 @@ def serve(request_fd: int, reply_fd: int, config: dict) -> None:
             frame = _read_exact(request_fd, size)
         except (EOFError, protocol.ProtocolError):
             os._exit(0)
-        reply = server.handle(frame)
+        request = server.parse(frame)
+        del frame  # the request's tensors are decoded: free the frame before the student's code runs
+        reply = server.answer(request)
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
