@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+import time
 
 import pytest
 import torch
@@ -134,6 +135,19 @@ def test_module_proxy_calls_iterates_and_passes_handles_back(conn):
     assert not torch.equal(model.fc.weight, torch.full((2, 3), 0.5))
     requires = [p.requires_grad for p in model.parameters()]
     assert requires == [True] * 4
+
+
+def test_empty_and_large_tensors_cross_both_ways(conn):
+    """A request goes piece by piece: an empty tensor's piece is empty and must not stall the rest."""
+    mod = conn.import_module("mod")
+    start = time.monotonic()
+    assert mod.clamp_copy(torch.empty(0), torch.tensor(2.0)).item() == 0.0  # the empty piece comes first
+    big = torch.rand(3 * 2**20, generator=torch.Generator().manual_seed(1))  # 12 MB: several pipe writes
+    assert mod.clamp_copy(big).item() == pytest.approx(big.sum().item(), rel=1e-4)
+    worker_torch = conn.import_module("torch")
+    assert worker_torch.zeros(0, 3).shape == (0, 3)
+    assert torch.equal(worker_torch.arange(3 * 2**20), torch.arange(3 * 2**20))  # 24 MB back
+    assert time.monotonic() - start < 10
 
 
 def test_a_second_proxy_of_one_object_dying_leaves_the_first_working(conn):
