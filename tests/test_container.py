@@ -151,28 +151,32 @@ def _slow_connection(tmp_path: Path):
     return ProcessConnection(str(tmp_path), ["slow"], settings)
 
 
-def test_a_call_that_times_out_while_the_container_thrashes_names_the_container(tmp_path, monkeypatch):
-    """The sandbox's timeout reads the container's pressure since the test started (start_test)."""
+def _timed_out(conn):
+    """Start a test on ``conn`` and run its slow call past a 2 s limit; the crash it raised."""
     from grader.sandbox.client import StudentCrash
 
+    conn.call_timeout = 2
+    slow = conn.import_module("slow")
+    conn.start_test()
+    with pytest.raises(StudentCrash) as crash:
+        slow.wait(30)
+    return crash.value
+
+
+def test_a_call_that_times_out_while_the_container_thrashes_names_the_container(tmp_path, monkeypatch):
+    """The sandbox's timeout reads the container's pressure since the test started (start_test)."""
     readings = [container.MemoryPressure(10, 1.0), container.MemoryPressure(900, 2.5)]
     monkeypatch.setattr(container, "memory_pressure", lambda: readings.pop(0) if len(readings) > 1 else readings[0])
     monkeypatch.setattr(container, "read_limits", lambda: container.ContainerLimits(768 * 2**20, 0.5, "/"))
     conn = _slow_connection(tmp_path)
     try:
-        slow = conn.import_module("slow")
-        conn.call_timeout = 2
-        conn.start_test()
-        with pytest.raises(StudentCrash) as crash:
-            slow.wait(30)
-        assert crash.value.reason == "container_memory"
-        assert "time limit of 2 s" in str(crash.value) and "at its memory limit (768 MB)" in str(crash.value)
-        conn.tripped = None
-        conn.start_test()  # a calm test: the same timeout is the student's
+        crash = _timed_out(conn)
+        assert crash.reason == "container_memory"
+        assert "time limit of 2 s" in str(crash) and "at its memory limit (768 MB)" in str(crash)
+        conn.tripped = None  # a calm test: the same timeout is the student's
         monkeypatch.setattr(container, "memory_pressure", lambda: container.MemoryPressure(900, 2.5))
-        with pytest.raises(StudentCrash) as crash:
-            conn.import_module("slow").wait(30)
-        assert crash.value.reason == "timeout" and "memory" not in str(crash.value)
+        crash = _timed_out(conn)
+        assert crash.reason == "timeout" and "memory" not in str(crash)
     finally:
         conn.close()
 
@@ -180,8 +184,6 @@ def test_a_call_that_times_out_while_the_container_thrashes_names_the_container(
 def test_a_timeout_reads_the_container_before_the_kill_frees_the_workers_memory(tmp_path, monkeypatch):
     """On kernels that never count v1 limit hits, only the usage tells a full container; the worker's own
     pages are most of it, so a reading taken after the kill would find the container roomy."""
-    from grader.sandbox.client import StudentCrash
-
     conn = _slow_connection(tmp_path)
     limit = 768 * 2**20
     stall = iter(range(0, 10**6, 30))  # 30 s of stall between any two readings
@@ -193,11 +195,7 @@ def test_a_timeout_reads_the_container_before_the_kill_frees_the_workers_memory(
     monkeypatch.setattr(container, "memory_pressure", reading)
     monkeypatch.setattr(container, "read_limits", lambda: container.ContainerLimits(limit, 0.5, "/"))
     try:
-        slow = conn.import_module("slow")
-        conn.call_timeout = 2
-        conn.start_test()
-        with pytest.raises(StudentCrash) as crash:
-            slow.wait(30)
-        assert crash.value.reason == "container_memory", str(crash.value)
+        crash = _timed_out(conn)
+        assert crash.reason == "container_memory", str(crash)
     finally:
         conn.close()

@@ -456,11 +456,7 @@ class ProcessConnection(Connection):
         deadline = time.monotonic() + (timeout if timeout else 1e9)
         # The prefix goes first, then the pieces one by one: joined, a large frame would be copied once more,
         # and each piece is let go once sent.
-        # Empty pieces (an empty tensor's bytes) are dropped: an empty view would never be writable.
-        parts = [] if frame is None else [sum(len(part) for part in frame).to_bytes(8, "little"),
-                                          *(part for part in frame if len(part))]
-        if frame is not None:
-            frame.clear()
+        parts = [] if frame is None else protocol.with_length_prefix(frame)
         outgoing = memoryview(parts.pop(0)) if parts else memoryview(b"")
         reply = bytearray()
         needed: int | None = None

@@ -326,7 +326,7 @@ class Decoder:
         dtype = getattr(torch, name)
         blob = self._blob(node)
         numel = math.prod(shape)
-        itemsize = torch.empty((), dtype=dtype).element_size()
+        itemsize = dtype.itemsize
         if numel * itemsize != len(blob):
             raise ProtocolError(f"tensor of shape {shape} and dtype {name} needs {numel * itemsize} bytes, "
                                 f"got {len(blob)}")
@@ -370,7 +370,7 @@ class Decoder:
 
 
 def pack_parts(message: Any, to_handle: Callable[[Any], Handle]) -> list[bytes]:
-    """Encode a message (a dict) into one frame, given as its pieces in order.
+    """Encode a message (a dict) into one frame, given as its pieces in order, none of them empty.
 
     A sender writes them one after another (``write_frame``): a frame that carries a model's state dict
     is then never joined into a second copy of its tensors.
@@ -381,7 +381,8 @@ def pack_parts(message: Any, to_handle: Callable[[Any], Handle]) -> list[bytes]:
     parts = [_HEADER.pack(MAGIC, len(text), len(encoder.blobs)), text]
     for blob in encoder.blobs:
         parts.append(_BLOB_LEN.pack(len(blob)))
-        parts.append(blob)
+        if len(blob):  # an empty tensor's bytes: its length says it all, and a writer never waits on nothing
+            parts.append(blob)
     return parts
 
 
@@ -434,16 +435,21 @@ def split_frame(frame: bytes | bytearray | memoryview) -> tuple[bytes, list[memo
 _OUTER = struct.Struct("<Q")
 
 
-def write_frame(fd_write: Callable[[bytes], Any], frame: bytes | list[bytes]) -> None:
-    """Write a frame (bytes, or ``pack_parts``' pieces) to a stream with a u64 length prefix.
+def with_length_prefix(parts: list[bytes]) -> list[bytes]:
+    """The pieces of a frame (``pack_parts``) as they go on a stream: a u64 length first.
 
-    The pieces are written one by one and the list is emptied as they go, so that the sender no longer
-    holds a large frame once it is sent.
+    The list given is emptied, so that its sender lets each piece go once it is written.
     """
-    parts = [frame] if isinstance(frame, (bytes, bytearray, memoryview)) else frame
-    fd_write(_OUTER.pack(sum(len(part) for part in parts)))
-    while parts:
-        fd_write(parts.pop(0))
+    pieces = [_OUTER.pack(sum(len(part) for part in parts)), *parts]
+    parts.clear()
+    return pieces
+
+
+def write_frame(fd_write: Callable[[bytes], Any], parts: list[bytes]) -> None:
+    """Write a frame (``pack_parts``' pieces, emptied) to a stream with a u64 length prefix, piece by piece."""
+    pieces = with_length_prefix(parts)
+    while pieces:
+        fd_write(pieces.pop(0))
 
 
 def outer_length(prefix: bytes) -> int:

@@ -68,7 +68,7 @@ def serve(request_fd: int, reply_fd: int, config: dict) -> None:
     server = WorkerServer(config["directory"], config["modules"], isolated=False, capture_output=False,
                           definitions_only=tuple(config.get("definitions_only", ())),
                           definitions_on_error=bool(config.get("definitions_on_error", False)))
-    protocol.write_frame(lambda b: _write_all(reply_fd, b), protocol.pack({"ready": os.getpid()}, server.register))
+    protocol.write_frame(lambda b: _write_all(reply_fd, b), protocol.pack_parts({"ready": os.getpid()}, server.register))
     while True:
         try:
             size = protocol.outer_length(_read_exact(request_fd, protocol.OUTER_PREFIX))
